@@ -1,0 +1,1 @@
+"""Motion representation: skeleton, rotations, InterHuman/InterX features, normalization."""
