@@ -1,0 +1,1 @@
+"""Quality metrics of the InterGen protocol (FID, R-Precision, MM-Dist, Diversity, MModality)."""
