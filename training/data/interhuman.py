@@ -1,0 +1,127 @@
+"""InterHuman on disk -> normalized two-person features, the way InterGen's loader prepares them.
+
+Layout under ``root``: ``motions_processed/person1/NAME.npy`` and ``person2/NAME.npy``
+([T, 492] each), ``annots/NAME.txt``, split lists ``train.txt`` / ``val.txt`` /
+``test.txt`` (in ``root`` or ``root/split``), optional ``ignore_list.txt``.
+
+Per item: a random window of at most ``max_len + 1`` raw frames (features lose one frame),
+then, with ``swap_persons``, a random choice of whose first pose defines the shared frame
+and, independently, a random order of the two; with ``mirror``, a left/right mirror of
+motion and sentence half of the time. Lengths count feature frames (InterGen counts raw
+frames, so its windows are one feature frame shorter).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dhvae_sdk.motion.interhuman import RAW_DIM, raw_body, two_person_features
+from dhvae_sdk.motion.mirror import mirror_features, mirror_text
+from dhvae_sdk.motion.normalization import interhuman_normalizer
+
+from .base import InteractionDataset, find_list_file, read_names, read_sentences, require_dir, split_file
+
+LIST_FOLDERS = ("split",)
+
+
+@dataclass(frozen=True)
+class _Pair:
+    name: str
+    positions: np.ndarray  # [T, 2, 22, 3] float32, Y up
+    rotations: np.ndarray  # [T, 2, 21, 6] float32
+    sentences: tuple[str, ...]
+
+
+def load_raw_motion(path: Path) -> np.ndarray:
+    """One person's [T, 492] raw motion, checked."""
+    if not path.is_file():
+        raise FileNotFoundError(f"motion file {path} does not exist")
+    try:
+        motion = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a readable .npy array: {error}") from error
+    if motion.ndim != 2 or motion.shape[1] != RAW_DIM:
+        raise ValueError(f"{path} has shape {motion.shape}; InterHuman motions are [frames, {RAW_DIM}] arrays")
+    if not np.all(np.isfinite(motion)):
+        raise ValueError(f"{path} contains NaN or infinite values")
+    return motion
+
+
+class InterHumanDataset(InteractionDataset):
+    def __init__(
+        self,
+        root,
+        split: str = "train",
+        min_len: int = 15,
+        max_len: int = 300,
+        normalize: bool = True,
+        mirror: bool | None = None,
+        swap_persons: bool | None = None,
+        seed: int | None = None,
+    ):
+        """``mirror`` and ``swap_persons`` default to True on the train split only."""
+        super().__init__(min_len, max_len, interhuman_normalizer() if normalize else None, seed)
+        self.root = Path(root)
+        self.split = split
+        self.mirror = split == "train" if mirror is None else mirror
+        self.swap_persons = split == "train" if swap_persons is None else swap_persons
+        require_dir(self.root, "pass the InterHuman folder that holds motions_processed/ and annots/")
+        motions = self.root / "motions_processed"
+        folders = [require_dir(motions / person, "an InterHuman root needs motions_processed/person1 and person2")
+                   for person in ("person1", "person2")]
+        annots = require_dir(self.root / "annots", "an InterHuman root needs annots/ with one NAME.txt per motion")
+        list_path = split_file(self.root, split, LIST_FOLDERS)
+        ignore_path = find_list_file(self.root, "ignore_list.txt", LIST_FOLDERS)
+        ignored = set(read_names(ignore_path)) if ignore_path else set()
+        names = [name for name in read_names(list_path) if name not in ignored]
+
+        self._pairs: list[_Pair] = []
+        too_short = 0
+        for name in names:
+            person1, person2 = (folder / f"{name}.npy" for folder in folders)
+            if not person1.is_file():
+                raise FileNotFoundError(f"{name} is listed in {list_path} but {person1} does not exist")
+            if not person2.is_file():
+                raise FileNotFoundError(f"{person1} has no twin {person2}: every motion needs both persons")
+            raw1, raw2 = load_raw_motion(person1), load_raw_motion(person2)
+            if len(raw1) != len(raw2):
+                raise ValueError(f"{person1} has {len(raw1)} frames but {person2} has {len(raw2)}; both persons "
+                                 "must have the same frame count")
+            sentences = read_sentences(annots / f"{name}.txt")
+            if len(raw1) - 1 < min_len:
+                too_short += 1
+                continue
+            bodies = [raw_body(raw) for raw in (raw1, raw2)]
+            self._pairs.append(_Pair(
+                name=name,
+                positions=np.stack([body[0] for body in bodies], axis=1).astype(np.float32),
+                rotations=np.stack([body[1] for body in bodies], axis=1).astype(np.float32),
+                sentences=sentences,
+            ))
+        if not self._pairs:
+            raise ValueError(
+                f"no sample left for split {split!r} in {self.root}: {len(names)} listed in {list_path} "
+                f"({len(ignored)} names ignored), {too_short} shorter than min_len={min_len} feature frames"
+            )
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        pair = self._pairs[index]
+        frames = len(pair.positions)
+        window = min(frames, self.max_len + 1)
+        start = self._crop_start(frames, window)
+        positions = pair.positions[start : start + window]
+        rotations = pair.rotations[start : start + window]
+        if self.swap_persons and self._coin():
+            positions, rotations = positions[:, ::-1], rotations[:, ::-1]
+        features = two_person_features(positions, rotations)
+        if self.swap_persons and self._coin():
+            features = features[:, ::-1]
+        text = self._choose(pair.sentences)
+        if self.mirror and self._coin():
+            features, text = mirror_features(features), mirror_text(text)
+        return self._item(features, text, pair.name)
