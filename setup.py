@@ -56,7 +56,9 @@ def voxel_extension():
         kwargs["define_macros"] = [("DHVAE_WITH_CUDA", "1")]
     return Extension(
         "dhvae_sdk.physics._voxel", sources, include_dirs=include_dirs,
-        extra_compile_args=["-O3", "-std=c++17"], language="c++", **kwargs,
+        depends=["csrc/voxel_core.h", "csrc/voxel_api.h"],  # header edits must rebuild the module
+        # -ffp-contract=off: no FMA contraction, so counts match the numpy oracle bit for bit.
+        extra_compile_args=["-O3", "-std=c++17", "-ffp-contract=off"], language="c++", **kwargs,
     )
 
 
