@@ -46,7 +46,7 @@ class AdaLNZeroBlock(nn.Module):
     def __init__(self, config: DenoiserConfig):
         super().__init__()
         self.attention_norm = nn.LayerNorm(config.width, elementwise_affine=False, eps=1e-6)
-        self.attention = Attention(config.width, config.heads, config.dropout)
+        self.attention = Attention(config.width, config.heads)
         self.ff_norm = nn.LayerNorm(config.width, elementwise_affine=False, eps=1e-6)
         self.ff = FeedForward(config.width, config.ff, config.dropout)
         self.modulation = ModulationHead(config.width, config.modulation_rank, BLOCK_MODULATIONS)

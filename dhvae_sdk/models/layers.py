@@ -62,10 +62,9 @@ class SinusoidalPositions(nn.Module):
 class Attention(nn.Module):
     """Multi-head attention of ``x`` over ``context`` (itself when None)."""
 
-    def __init__(self, width: int, heads: int, dropout: float):
+    def __init__(self, width: int, heads: int):
         super().__init__()
         self.heads = heads
-        self.dropout = dropout
         self.query = nn.Linear(width, width)
         self.key = nn.Linear(width, width)
         self.value = nn.Linear(width, width)
@@ -88,9 +87,9 @@ class Attention(nn.Module):
         if causal:
             order = torch.ones(x.shape[1], context.shape[1], dtype=torch.bool, device=x.device).tril()
             attention_mask = order if attention_mask is None else attention_mask & order
-        attended = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attention_mask, dropout_p=self.dropout if self.training else 0.0,
-        )
+        # No dropout on the attention weights: on CPU it forces SDPA's unfused path, ~10x slower
+        # (0.03 s -> 0.3 s forward at batch 32 x 300 frames); the residual dropouts regularize.
+        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
         return self.out(attended.transpose(1, 2).flatten(2))
 
 
@@ -108,9 +107,9 @@ class TransformerLayer(nn.Module):
     ):
         super().__init__()
         self.self_norm = nn.LayerNorm(width) if self_attention else None
-        self.self_attention = Attention(width, heads, dropout) if self_attention else None
+        self.self_attention = Attention(width, heads) if self_attention else None
         self.cross_norm = nn.LayerNorm(width) if cross_attention else None
-        self.cross_attention = Attention(width, heads, dropout) if cross_attention else None
+        self.cross_attention = Attention(width, heads) if cross_attention else None
         self.ff_norm = nn.LayerNorm(width)
         self.ff = FeedForward(width, ff, dropout)
         self.dropout = nn.Dropout(dropout)

@@ -1,0 +1,201 @@
+"""AITS: average inference time per sentence, per backend, and how far it is from the memory floor.
+
+    python benchmarks/aits.py --preset paper --random-init --backend all --json aits.json
+
+One sentence, batch 1, ``--steps`` DDIM steps (50) with guidance, ``--frames`` frames (210).
+AITS = sampling loop (modulation table + steps) + VAE decoding; the text encoder is timed on
+its own. Random weights time the same as trained ones (no layer is skipped or sparse).
+
+Memory floor: each step reads the step's weights once (the conditional and unconditional
+rows share one call; the modulation heads run before the loop), so the loop cannot be faster
+than steps x step-weight bytes / memory read bandwidth. The bandwidth is measured here by
+summing a buffer far larger than the caches with all threads.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script from a source tree
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+
+from dhvae_sdk.checkpoint import save_checkpoint
+from dhvae_sdk.manifest import is_model_directory
+from dhvae_sdk.models import PRESETS, build_model, count_parameters, get_preset, tokenize
+from dhvae_sdk.runtime import BackendUnavailableError
+from dhvae_sdk.runtime.base import Backend
+from dhvae_sdk.sampling import NumpyOps
+from export.to_onnx import export_model
+
+BACKENDS = ("torch", "onnxruntime", "tensorrt")
+SENTENCE = "one person reaches out and the other shakes their hand firmly"
+# Run before the loop, once per sentence: not read per step.
+OUTSIDE_LOOP = ("modulation", "timestep_embedding", "null_text")
+
+
+def random_checkpoint(preset: str, path: Path) -> Path:
+    """A checkpoint of ``preset`` whose every weight is random (zero-initialized layers too)."""
+    torch.manual_seed(0)
+    model = build_model(get_preset(preset))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if not parameter.any():
+                parameter.normal_(0.0, 0.02)
+    feature_dim = model.config.vae.feature_dim
+    save_checkpoint(path, model, feature_mean=torch.zeros(feature_dim), feature_std=torch.ones(feature_dim),
+                    stage="denoiser", latent_scales=torch.ones(3))
+    return path
+
+
+def step_weight_bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for name, p in model.denoiser.named_parameters()
+               if not any(part in name for part in OUTSIDE_LOOP))
+
+
+def read_bandwidth(megabytes: int = 1024) -> float:
+    """Bytes per second for reading a buffer much larger than the last-level cache."""
+    buffer = torch.ones(megabytes * 2 ** 20 // 4)
+    buffer.sum()
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        buffer.sum()
+        times.append(time.perf_counter() - start)
+    return buffer.numel() * 4 / min(times)
+
+
+def time_backend(backend: Backend, steps: int, frames: int, repeats: int) -> dict:
+    tokens = tokenize([SENTENCE], backend.config.text.context_length).numpy()
+    guidance = backend.config.denoiser.guidance
+
+    def once() -> tuple[float, float, float]:
+        start = time.perf_counter()
+        embeddings = backend.encode_text(tokens)
+        encoded = time.perf_counter()
+        latents = backend.sample(embeddings, steps, guidance, NumpyOps.from_seed(0))
+        sampled = time.perf_counter()
+        backend.decode(latents, frames)
+        return encoded - start, sampled - encoded, time.perf_counter() - sampled
+
+    once()  # warm-up: lazy initialization, memory arenas
+    text, loop, decode = zip(*(once() for _ in range(repeats)))
+    aits = [lo + de for lo, de in zip(loop, decode)]
+    return {"aits_s": statistics.median(aits), "aits_min_s": min(aits), "loop_s": statistics.median(loop),
+            "decode_s": statistics.median(decode), "text_encoder_s": statistics.median(text),
+            "per_step_ms": 1e3 * statistics.median(loop) / steps, "repeats": repeats, "device": backend.describe()}
+
+
+def open_backend(name: str, checkpoint: Path, model_dir: Path, threads: int | None) -> Backend:
+    if name == "torch":
+        from dhvae_sdk.runtime.torch_backend import TorchBackend
+
+        if threads:
+            torch.set_num_threads(threads)
+        return TorchBackend.from_checkpoint(checkpoint)
+    if name == "onnxruntime":
+        from dhvae_sdk.runtime.onnx_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend.from_directory(model_dir, threads=threads)
+    from dhvae_sdk.manifest import read_manifest
+    from dhvae_sdk.runtime.tensorrt_backend import TensorRTBackend, unavailable_reason
+
+    manifest = read_manifest(model_dir)
+    problem = unavailable_reason(manifest)
+    if problem:
+        raise BackendUnavailableError(problem)
+    return TensorRTBackend(manifest)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--random-init", action="store_true", help="time a randomly initialized model")
+    source.add_argument("--checkpoint", type=Path, help="time this checkpoint")
+    parser.add_argument("--backend", default="all", choices=("all", *BACKENDS))
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--frames", type=int, default=210)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, help="CPU threads for torch and ONNX Runtime (default: theirs)")
+    parser.add_argument("--workdir", type=Path, help="keep the checkpoint and ONNX export here (reused when present)")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dhvae-aits-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    checkpoint = args.checkpoint or workdir / f"{args.preset}-random.safetensors"
+    if args.random_init and not checkpoint.is_file():
+        random_checkpoint(args.preset, checkpoint)
+    model_dir = workdir / f"{checkpoint.stem}-onnx"
+    names = BACKENDS if args.backend == "all" else (args.backend,)
+    if any(name != "torch" for name in names) and not is_model_directory(model_dir):
+        print(f"exporting to {model_dir} ...", file=sys.stderr)
+        export_model(checkpoint, model_dir)
+
+    model = build_model(get_preset(args.preset) if args.random_init else _config_of(checkpoint))
+    weight_bytes = step_weight_bytes(model)
+    bandwidth = read_bandwidth()
+    floor = weight_bytes * args.steps / bandwidth
+    results, skipped = {}, {}
+    for name in names:
+        try:
+            backend = open_backend(name, checkpoint, model_dir, args.threads)
+        except BackendUnavailableError as error:
+            skipped[name] = str(error).split(";")[0]
+            continue
+        results[name] = time_backend(backend, args.steps, args.frames, args.repeats)
+        results[name]["loop_vs_floor"] = results[name]["loop_s"] / floor
+        del backend
+    if "torch" in results:
+        for entry in results.values():
+            entry["speedup_vs_torch"] = results["torch"]["aits_s"] / entry["aits_s"]
+
+    report = {
+        "backends": results,
+        "skipped": skipped,
+        "params": count_parameters(model),
+        "memory_floor": {"step_weight_bytes": weight_bytes, "read_bandwidth_gb_s": bandwidth / 1e9, "floor_s": floor},
+        "setup": {"preset": args.preset, "steps": args.steps, "frames": args.frames, "batch": 1,
+                  "threads": args.threads or "default", "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine()},
+    }
+    _print_table(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+def _config_of(checkpoint: Path):
+    from dhvae_sdk.checkpoint import read_checkpoint_config
+
+    return read_checkpoint_config(checkpoint)[0]
+
+
+def _print_table(report: dict) -> None:
+    floor = report["memory_floor"]
+    setup = report["setup"]
+    print(f"AITS, preset {setup['preset']}: {setup['steps']} DDIM steps, {setup['frames']} frames, batch 1, "
+          f"{setup['cpus']} CPUs; parameters {report['params']['total'] / 1e6:.1f}M "
+          f"(denoiser {report['params']['denoiser'] / 1e6:.1f}M)")
+    print(f"memory floor: {floor['step_weight_bytes'] / 1e6:.1f} MB read per step x {setup['steps']} steps / "
+          f"{floor['read_bandwidth_gb_s']:.1f} GB/s = {floor['floor_s']:.3f} s")
+    print(f"{'backend':12s} {'AITS s':>8s} {'loop s':>8s} {'decode s':>9s} {'ms/step':>8s} {'loop/floor':>10s} "
+          f"{'vs torch':>9s} {'text enc s':>10s}")
+    for name, entry in report["backends"].items():
+        print(f"{name:12s} {entry['aits_s']:8.3f} {entry['loop_s']:8.3f} {entry['decode_s']:9.3f} "
+              f"{entry['per_step_ms']:8.2f} {entry['loop_vs_floor']:9.2f}x {entry.get('speedup_vs_torch', float('nan')):8.2f}x "
+              f"{entry['text_encoder_s']:10.3f}")
+    for name, why in report["skipped"].items():
+        print(f"{name:12s} skipped: {why}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

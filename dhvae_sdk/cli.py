@@ -1,0 +1,140 @@
+"""The ``dhvae`` command.
+
+    dhvae generate "two people shake hands" --seconds 6 -o out.mp4
+    dhvae generate "a hug" "a high five" --num-samples 2 -o clips/motion.gif --backend onnxruntime
+    dhvae info MODEL_DIR
+
+The output's suffix picks the format: .mp4 / .gif (video), .bvh (one file per person), .npz
+(joints, features, text, fps). With several motions, "_<index>" goes before the suffix.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+OUTPUT_SUFFIXES = (".mp4", ".gif", ".bvh", ".npz")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from dhvae_sdk.runtime import BackendUnavailableError
+
+    try:
+        return args.run(args)
+    except (ValueError, FileNotFoundError, BackendUnavailableError) as error:
+        print(f"dhvae: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dhvae", description="Text to two-person 3D motion.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    generate = commands.add_parser("generate", help="generate motions from texts")
+    generate.add_argument("texts", nargs="+", help="one or more descriptions of an interaction")
+    generate.add_argument("-o", "--output", type=Path, required=True, help=f"output file ({', '.join(OUTPUT_SUFFIXES)})")
+    generate.add_argument("--model", help="checkpoint or exported model directory (default: the embedded demo model)")
+    generate.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
+    generate.add_argument("--device", help="cpu or cuda (default: automatic)")
+    length = generate.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=float, help="length in seconds (default 7)")
+    length.add_argument("--frames", type=int, help="length in frames")
+    generate.add_argument("--num-samples", type=int, default=1, help="motions per text")
+    generate.add_argument("--seed", type=int, help="random seed (same seed, same motion)")
+    generate.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+    generate.add_argument("--steps", type=int, help="DDIM steps (default: the model's)")
+    generate.set_defaults(run=_generate)
+
+    info = commands.add_parser("info", help="describe a model directory or checkpoint")
+    info.add_argument("model", type=Path)
+    info.set_defaults(run=_info)
+    return parser
+
+
+def _generate(args) -> int:
+    suffix = args.output.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"{args.output}: the output must end in one of {', '.join(OUTPUT_SUFFIXES)}")
+    if not args.output.parent.is_dir():
+        raise FileNotFoundError(f"{args.output}: folder {args.output.parent} does not exist; create it first")
+    from tqdm import tqdm
+
+    from dhvae_sdk import Generator
+
+    generator = Generator.from_pretrained(args.model, backend=args.backend, device=args.device)
+    print(f"dhvae: {generator.backend.describe()} ({generator.reason})", file=sys.stderr)
+    with tqdm(desc="denoising", unit="step", file=sys.stderr) as bar:
+        def progress(step: int, total: int) -> None:
+            if step == 0:
+                bar.reset(total=total)
+            bar.update(1)
+
+        motions = generator.generate(
+            args.texts, seconds=args.seconds, frames=args.frames, num_samples=args.num_samples,
+            seed=args.seed, guidance=args.guidance, steps=args.steps, progress=progress,
+        )
+    for index, motion in enumerate(motions):
+        path = args.output if len(motions) == 1 else args.output.with_name(f"{args.output.stem}_{index}{suffix}")
+        written = _save(motion, path, suffix)
+        print(f"{' + '.join(str(p) for p in written)}: {motion.text!r}, {motion.seconds:.1f} s")
+    return 0
+
+
+def _save(motion, path: Path, suffix: str) -> list[Path]:
+    if suffix == ".bvh":
+        return list(motion.save_bvh(path))
+    if suffix == ".npz":
+        return [motion.save_npz(path)]
+    return [motion.render_mp4(path) if suffix == ".mp4" else motion.render_gif(path)]
+
+
+def _info(args) -> int:
+    from dhvae_sdk.manifest import read_manifest
+
+    if args.model.is_dir() or not args.model.exists():
+        manifest = read_manifest(args.model)
+        print(f"model directory {manifest.directory}")
+        print(f"  format {'.'.join(map(str, manifest.format_version))}, precision {manifest.precision}")
+        _print_config(manifest.config)
+        print("  files (SHA-256 verified):")
+        for role, entry in manifest.files.items():
+            print(f"    {role:13s} {entry.path:22s} {entry.bytes / 1e6:9.2f} MB")
+        print("  exported with " + ", ".join(f"{k} {v}" for k, v in manifest.versions.items()))
+        _print_engines(manifest)
+        return 0
+    from dhvae_sdk.checkpoint import read_checkpoint_config
+
+    config, metadata = read_checkpoint_config(args.model)
+    print(f"training checkpoint {args.model} (stage {metadata['stage']}, {metadata.get('created_by', '?')})")
+    _print_config(config.to_dict())
+    print(f"  export it for ONNX Runtime with: python export/to_onnx.py {args.model} --out MODEL_DIR")
+    return 0
+
+
+def _print_config(config: dict) -> None:
+    vae, denoiser = config["vae"], config["denoiser"]
+    print(f"  preset {config['preset']}, dataset {config['dataset']}, {config['fps']} fps, "
+          f"up to {vae['max_frames']} frames ({vae['max_frames'] / config['fps']:.1f} s)")
+    print(f"  latents 3 x {vae['latent_tokens']} x {vae['latent_dim']}; denoiser {denoiser['blocks']} blocks "
+          f"of width {denoiser['width']}; {denoiser['sampling_steps']} DDIM steps, guidance {denoiser['guidance']}")
+
+
+def _print_engines(manifest) -> None:
+    from dhvae_sdk.runtime.tensorrt_backend import engine_paths
+    from dhvae_sdk.runtime.engine import Engine
+
+    paths = {role: path for role, path in engine_paths(manifest.directory).items() if path.is_file()}
+    if not paths:
+        print("  TensorRT engines: none (build them with `python export/to_trt.py MODEL_DIR`)")
+        return
+    for role, path in paths.items():
+        target = Engine(path).built_for()
+        print(f"  TensorRT {role}: built for {target.gpu_name} (sm {'.'.join(map(str, target.compute_capability))}), "
+              f"TensorRT {target.tensorrt_version}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

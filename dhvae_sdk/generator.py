@@ -1,0 +1,240 @@
+"""Text in, two-person motion out: the SDK's front door.
+
+    from dhvae_sdk import Generator
+    gen = Generator.from_pretrained()                     # the embedded demo model
+    [motion] = gen.generate("two people shake hands", seconds=6, seed=0)
+    motion.render_mp4("handshake.mp4")
+
+Every call owns its random generator (seeded by ``seed``) and its buffers, so one Generator
+can be shared by many threads, and the same seed gives the same motion on the same backend.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from dhvae_sdk.models import GROUPS, tokenize
+from dhvae_sdk.motion import FEATURE_DIM, features_to_joints
+from dhvae_sdk.motion.bvh import save_bvh
+from dhvae_sdk.motion.npz import save_interaction_npz
+from dhvae_sdk.runtime import Backend, Inpainting, ProgressFn, open_backend
+from dhvae_sdk.sampling import NumpyOps
+
+DEFAULT_SECONDS = 7.0  # or the model maximum, when shorter
+VARY_KEEPS = ("interaction", "individuals")
+log = logging.getLogger("dhvae")
+
+
+class GeneratorError(ValueError):
+    """A request the model cannot serve; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """One generated two-person motion.
+
+    ``joints`` [T, 2, 22, 3] (Y up, metres; person A then B), ``features`` [T, 2, 262]
+    (InterHuman features in raw units), ``latents`` [3l, d_z] (denoiser space, what ``vary``
+    starts from), ``text`` and ``fps``.
+    """
+
+    joints: np.ndarray
+    features: np.ndarray
+    latents: np.ndarray
+    text: str
+    fps: float
+
+    @property
+    def frames(self) -> int:
+        return len(self.joints)
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.fps
+
+    def save_npz(self, path: str | os.PathLike) -> Path:
+        return save_interaction_npz(path, self.joints, self.features, self.text, self.fps)
+
+    def save_bvh(self, path: str | os.PathLike) -> tuple[Path, Path]:
+        """One BVH per person (BVH holds one skeleton). ``path`` may contain ``{person}``
+        (replaced by "a" and "b"); otherwise "_a" / "_b" go before the suffix."""
+        template = str(path)
+        if "{person}" not in template:
+            stem, suffix = os.path.splitext(template)
+            template = f"{stem}_{{person}}{suffix or '.bvh'}"
+        return tuple(save_bvh(self.joints[:, index], template.format(person=person), fps=self.fps)
+                     for index, person in enumerate("ab"))
+
+    def render_mp4(self, path: str | os.PathLike) -> Path:
+        return self._render(path, ".mp4")
+
+    def render_gif(self, path: str | os.PathLike) -> Path:
+        return self._render(path, ".gif")
+
+    def _render(self, path, suffix: str) -> Path:
+        from dhvae_sdk.visualize import render_video  # matplotlib loads only when rendering
+
+        if Path(path).suffix.lower() != suffix:
+            raise GeneratorError(f"{path}: a {suffix} file name is needed here")
+        return render_video(self.joints, path, title=self.text, fps=self.fps)
+
+
+class Generator:
+    def __init__(self, backend: Backend, reason: str = ""):
+        self.backend = backend
+        self.reason = reason
+        self.config = backend.config
+        if self.config.vae.feature_dim != FEATURE_DIM:
+            raise GeneratorError(
+                f"this model produces {self.config.vae.feature_dim}-number {self.config.dataset} features; "
+                f"the Generator turns InterHuman-format ({FEATURE_DIM}) models into joints"
+            )
+        self.fps = float(self.config.fps)
+        self.max_frames = self.config.vae.max_frames
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike | None = None, backend: str = "auto",
+                        device: str | None = None) -> "Generator":
+        """``path``: a training checkpoint (.safetensors, runs on torch) or an exported model
+        directory (ONNX Runtime / TensorRT); None for the embedded demo model. ``backend``:
+        "auto", "torch", "onnxruntime" or "tensorrt"; the choice and its reason are logged."""
+        chosen, reason = open_backend(path, backend, device)
+        log.info("dhvae: using %s: %s", chosen.describe(), reason)
+        return cls(chosen, reason)
+
+    def generate(self, texts: str | Sequence[str], seconds: float | None = None, frames: int | None = None,
+                 num_samples: int = 1, seed: int | None = None, guidance: float | None = None,
+                 steps: int | None = None, person_a: "Interaction | np.ndarray | None" = None,
+                 progress: ProgressFn | None = None) -> list[Interaction]:
+        """Motions for each text (``num_samples`` each, text-major order), all in one batch.
+
+        ``person_a``: a given motion of person A (an Interaction, or InterHuman features
+        [T, 262] in raw units); person B is generated around it and the length is its length.
+        """
+        texts = self._texts(texts)
+        count = self._positive_int("num_samples", num_samples)
+        rows = [text for text in texts for _ in range(count)]
+        inpainting = None
+        if person_a is not None:
+            known_features = self._person_a_features(person_a)
+            if seconds is not None or frames is not None:
+                raise GeneratorError("with person_a the length is person_a's; leave seconds and frames unset")
+            frames = len(known_features)
+            tokens = self._encode_person_a(known_features, len(rows))
+            inpainting = Inpainting(tokens, self._group_mask(("a",)))
+        return self._run(rows, self._frames(seconds, frames), seed, guidance, steps, inpainting, progress)
+
+    def vary(self, interaction: Interaction, keep: str = "interaction", num_samples: int = 1,
+             seed: int | None = None, guidance: float | None = None, steps: int | None = None,
+             progress: ProgressFn | None = None) -> list[Interaction]:
+        """New motions that keep part of ``interaction``'s latent: ``keep="interaction"`` keeps
+        z_g and resamples both individuals; ``keep="individuals"`` keeps z_a, z_b and resamples z_g."""
+        if not isinstance(interaction, Interaction):
+            raise GeneratorError(f"vary needs an Interaction returned by generate, got {type(interaction).__name__}")
+        if keep not in VARY_KEEPS:
+            raise GeneratorError(f"keep must be one of {VARY_KEEPS}, got {keep!r}")
+        count = self._positive_int("num_samples", num_samples)
+        kept = ("g",) if keep == "interaction" else ("a", "b")
+        tokens = np.repeat(interaction.latents[None].astype(np.float32), count, axis=0)
+        return self._run([interaction.text] * count, self._frames(None, interaction.frames), seed, guidance, steps,
+                         Inpainting(tokens, self._group_mask(kept)), progress)
+
+    def _run(self, rows, frames, seed, guidance, steps, inpainting, progress) -> list[Interaction]:
+        guidance = self._guidance(guidance)
+        steps = self._steps(steps)
+        ops = NumpyOps(np.random.default_rng(seed))
+        unique = list(dict.fromkeys(rows))
+        tokens = tokenize(unique, self.config.text.context_length).numpy()  # warns when it truncates
+        embeddings = self.backend.encode_text(tokens)
+        text_rows = embeddings[[unique.index(text) for text in rows]]
+        latents = self.backend.sample(text_rows, steps, guidance, ops, inpainting, progress)
+        features = self.backend.normalizer.denormalize(self.backend.decode(latents, frames).astype(np.float64))
+        joints = features_to_joints(features)
+        return [Interaction(joints[i].astype(np.float32), features[i].astype(np.float32), latents[i], text, self.fps)
+                for i, text in enumerate(rows)]
+
+    def _encode_person_a(self, features: np.ndarray, rows: int) -> np.ndarray:
+        normalized = self.backend.normalizer.normalize(features)
+        pair = np.stack([normalized, np.zeros_like(normalized)], axis=1)[None].astype(np.float32)
+        # z_a depends on person A alone (its own encoder), so B's placeholder does not matter.
+        return np.repeat(self.backend.encode(pair), rows, axis=0)
+
+    def _group_mask(self, groups: tuple[str, ...]) -> np.ndarray:
+        per_token = np.repeat([group in groups for group in GROUPS], self.config.vae.latent_tokens)
+        return per_token[None, :, None]
+
+    @staticmethod
+    def _texts(texts) -> list[str]:
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, Sequence) or len(texts) == 0:
+            raise GeneratorError(f"texts must be a string or a non-empty list of strings, got {texts!r}")
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise GeneratorError(f"text {index} must be a string, got {type(text).__name__}: {text!r}")
+            if not text.strip():
+                raise GeneratorError(f"text {index} is empty; describe the interaction, e.g. 'two people hug'")
+        return list(texts)
+
+    def _frames(self, seconds, frames) -> int:
+        if seconds is not None and frames is not None:
+            raise GeneratorError("give seconds or frames, not both")
+        if frames is None and seconds is None:
+            return min(round(DEFAULT_SECONDS * self.fps), self.max_frames)
+        if frames is None:
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+                raise GeneratorError(f"seconds must be a number, got {seconds!r}")
+            if seconds <= 0:
+                raise GeneratorError(f"seconds must be positive, got {seconds}")
+            frames = max(1, round(seconds * self.fps))
+        else:
+            frames = self._positive_int("frames", frames)
+        if frames > self.max_frames:
+            raise GeneratorError(
+                f"{frames} frames ({frames / self.fps:.2f} s) is longer than this model's maximum of "
+                f"{self.max_frames} frames ({self.max_frames / self.fps:.1f} s); ask for less"
+            )
+        return frames
+
+    def _guidance(self, guidance) -> float:
+        if guidance is None:
+            return float(self.config.denoiser.guidance)
+        if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0:
+            raise GeneratorError(f"guidance must be a finite number >= 0, got {guidance!r}")
+        return float(guidance)
+
+    def _steps(self, steps) -> int:
+        if steps is None:
+            return self.config.denoiser.sampling_steps
+        steps = self._positive_int("steps", steps)
+        limit = min(self.config.denoiser.num_train_steps, getattr(self.backend, "max_steps", math.inf))
+        if steps > limit:
+            raise GeneratorError(f"steps must be at most {limit} on the {self.backend.name} backend, got {steps}")
+        return steps
+
+    @staticmethod
+    def _positive_int(name: str, value) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise GeneratorError(f"{name} must be a positive integer, got {value!r}")
+        return int(value)
+
+    def _person_a_features(self, person_a) -> np.ndarray:
+        if isinstance(person_a, Interaction):
+            features = person_a.features[:, 0]
+        else:
+            features = np.asarray(person_a, dtype=np.float64)
+        if features.ndim != 2 or features.shape[1] != FEATURE_DIM or len(features) == 0:
+            raise GeneratorError(
+                f"person_a must be an Interaction or InterHuman features [T, {FEATURE_DIM}] (raw units), "
+                f"got shape {features.shape}"
+            )
+        if not np.all(np.isfinite(features)):
+            raise GeneratorError("person_a contains NaN or infinite values")
+        self._frames(None, len(features))
+        return features

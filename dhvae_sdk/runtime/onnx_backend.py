@@ -1,0 +1,158 @@
+"""ONNX Runtime backend: the graphs of an exported model directory.
+
+Sampling computes the modulation table of all steps in one call, then runs the fused step
+graph once per step through two io bindings prepared before the loop: latents ping-pong
+between two buffers, the tables stay bound, and only the step number is written between
+steps, so the loop allocates nothing. Bindings and buffers belong to one call, so one backend
+serves many threads (``InferenceSession.run`` is thread-safe).
+
+The CUDA execution provider is used when it really starts: ONNX Runtime silently falls back to
+the CPU when CUDA libraries are missing, so the active providers are read back from the session.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from dhvae_sdk.manifest import Manifest, ModelFormatError, read_manifest
+from dhvae_sdk.models import GROUPS, DHVAEConfig
+from dhvae_sdk.motion import Normalizer
+from dhvae_sdk.runtime.base import Backend, Inpainting, LoopPlan, ProgressFn, scheduler_of
+from dhvae_sdk.runtime.engine import BackendUnavailableError
+from dhvae_sdk.sampling import NumpyOps
+
+GRAPHS = ("text_encoder", "modulation", "sampler_step", "decoder", "encoder")
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+log = logging.getLogger("dhvae")
+
+
+def import_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as error:
+        raise BackendUnavailableError(
+            f"ONNX Runtime is not installed ({error}); `pip install dhvae-sdk[cpu]` (or [gpu]), or use backend='torch'"
+        ) from None
+    return onnxruntime
+
+
+def config_of(manifest: Manifest) -> DHVAEConfig:
+    try:
+        return DHVAEConfig.from_dict(manifest.config)
+    except (ValueError, TypeError) as error:
+        raise ModelFormatError(f"{manifest.directory}: the manifest's model config is invalid ({error}); re-export the model") from error
+
+
+def normalizer_of(manifest: Manifest) -> Normalizer:
+    try:
+        return Normalizer(manifest.stats["mean"], manifest.stats["std"])
+    except (KeyError, ValueError) as error:
+        raise ModelFormatError(f"{manifest.directory}: the manifest's feature statistics are invalid ({error}); re-export the model") from error
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+
+    def __init__(self, manifest: Manifest, device: str | None = None, threads: int | None = None):
+        ort = import_onnxruntime()
+        self.manifest = manifest
+        self.config = config_of(manifest)
+        self.scheduler = scheduler_of(self.config)
+        self.normalizer = normalizer_of(manifest)
+        self.null_text = manifest.null_text_embedding.astype(np.float32)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = _requested_providers(ort, device)
+        self.sessions = {}
+        for role in GRAPHS:
+            self.sessions[role] = _open_session(ort, manifest.file_path(role), options, providers)
+            active = self.sessions[role].get_providers()
+            if providers[0] == CUDA and active[0] != CUDA:
+                if device == "cuda":
+                    raise BackendUnavailableError(
+                        "ONNX Runtime lists the CUDA provider but could not start it (missing CUDA/cuDNN "
+                        "libraries or no GPU); use device='cpu'"
+                    )
+                log.warning("ONNX Runtime's CUDA provider did not start here; using the CPU provider")
+                providers = [CPU]
+        self.providers = providers
+        self.device_type = "cuda" if providers[0] == CUDA else "cpu"
+        self._ort = ort
+
+    @classmethod
+    def from_directory(cls, directory: Path, device: str | None = None, threads: int | None = None):
+        return cls(read_manifest(directory), device=device, threads=threads)
+
+    def describe(self) -> str:
+        return f"ONNX Runtime {self._ort.__version__} ({', '.join(self.providers)}, {self.manifest.precision})"
+
+    def encode_text(self, tokens: np.ndarray) -> np.ndarray:
+        return self.sessions["text_encoder"].run(None, {"tokens": tokens.astype(np.int64)})[0]
+
+    def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, ops: NumpyOps,
+               inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
+        batch = len(text_embeddings)
+        shape = (batch, len(GROUPS) * self.config.vae.latent_tokens, self.config.vae.latent_dim)
+        plan = LoopPlan.draw(self.scheduler, shape, num_steps, ops, inpainting)
+        conditions = np.concatenate([text_embeddings, np.broadcast_to(self.null_text, text_embeddings.shape)])
+        modulation = self.sessions["modulation"].run(
+            None, {"timesteps": plan.timesteps, "conditions": conditions.astype(np.float32)})[0]
+        session = self.sessions["sampler_step"]
+        # On the CPU an OrtValue wraps its numpy array without owning it, and ``OrtValue.numpy()``
+        # may return a view of it: ``host`` keeps every array alive until the result is copied out.
+        host = {"modulation_table": modulation, "coefficient_table": plan.coefficients,
+                "guidance": np.array([guidance], dtype=np.float32), "known_table": plan.known_table,
+                "known_mask": plan.known_mask, "step": np.zeros(1, dtype=np.int64)}
+        values = {name: self._ort.OrtValue.ortvalue_from_numpy(array, self.device_type, 0) for name, array in host.items()}
+        latents = [np.ascontiguousarray(plan.initial), np.zeros(shape, dtype=np.float32)]
+        buffers = [self._ort.OrtValue.ortvalue_from_numpy(array, self.device_type, 0) for array in latents]
+        bindings = []
+        for source in (0, 1):
+            binding = session.io_binding()
+            for name, value in values.items():
+                binding.bind_ortvalue_input(name, value)
+            binding.bind_ortvalue_input("latents", buffers[source])
+            binding.bind_ortvalue_output("next_latents", buffers[1 - source])
+            bindings.append(binding)
+        for index in range(num_steps):
+            host["step"][0] = index
+            if self.device_type != "cpu":
+                values["step"].update_inplace(host["step"])
+            session.run_with_iobinding(bindings[index % 2])
+            if progress is not None:
+                progress(index, num_steps)
+        return plan.finish(np.array(buffers[num_steps % 2].numpy(), copy=True), inpainting)
+
+    def decode(self, latents: np.ndarray, frames: int) -> np.ndarray:
+        mask = np.ones((len(latents), frames), dtype=bool)
+        return self.sessions["decoder"].run(None, {"latents": latents.astype(np.float32), "mask": mask})[0]
+
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        mask = np.ones(features.shape[:2], dtype=bool)
+        return self.sessions["encoder"].run(None, {"features": features.astype(np.float32), "mask": mask})[0]
+
+
+def _requested_providers(ort, device: str | None) -> list[str]:
+    if device not in (None, "auto", "cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or None (automatic), got {device!r}")
+    if device == "cpu":
+        return [CPU]
+    if CUDA in ort.get_available_providers():
+        return [CUDA, CPU]
+    if device == "cuda":
+        raise BackendUnavailableError(
+            "this ONNX Runtime build has no CUDA provider; install `dhvae-sdk[gpu]` (onnxruntime-gpu) or use device='cpu'"
+        )
+    return [CPU]
+
+
+def _open_session(ort, path: Path, options, providers: list[str]):
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as error:  # onnxruntime raises its own exception types for bad files
+        raise ModelFormatError(f"{path} cannot be loaded by ONNX Runtime ({error}); re-export the model") from error

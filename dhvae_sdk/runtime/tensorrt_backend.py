@@ -1,0 +1,145 @@
+"""TensorRT backend: the engines ``export/to_trt.py`` builds into ``MODEL_DIR/tensorrt/``.
+
+Each engine keeps device buffers for its current shapes (reallocated only when a call's
+shapes differ from the last call's). Sampling copies the modulation table, the scheduler
+coefficients and the inpainting tables into the step engine's input buffers once, then per
+step writes the step number, replays the step as a CUDA graph and copies the new latents back
+into the input buffer, all on one stream. One execution context per engine means calls are
+serialized by a lock.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from dhvae_sdk.manifest import Manifest, ModelFormatError
+from dhvae_sdk.models import GROUPS
+from dhvae_sdk.runtime.base import Backend, Inpainting, LoopPlan, ProgressFn, scheduler_of
+from dhvae_sdk.runtime.engine import (
+    BackendUnavailableError, Engine, EngineTarget, import_tensorrt, metadata_path, require_cuda,
+)
+from dhvae_sdk.runtime.onnx_backend import GRAPHS, config_of, normalizer_of
+from dhvae_sdk.sampling import NumpyOps
+
+ENGINE_DIR = "tensorrt"
+
+
+def engine_paths(model_dir: Path) -> dict[str, Path]:
+    return {role: Path(model_dir) / ENGINE_DIR / f"{role}.plan" for role in GRAPHS}
+
+
+def unavailable_reason(manifest: Manifest) -> str | None:
+    """Why the TensorRT backend cannot run this model here, or None when it can."""
+    try:
+        trt = import_tensorrt()
+        require_cuda()
+    except BackendUnavailableError as error:
+        return str(error)
+    paths = engine_paths(manifest.directory)
+    missing = [role for role, path in paths.items() if not path.is_file()]
+    if missing:
+        return (f"{manifest.directory / ENGINE_DIR} has no engine for {', '.join(missing)}; build them with "
+                f"`python export/to_trt.py {manifest.directory}`")
+    here = EngineTarget.current(trt)
+    for path in paths.values():
+        mismatch = Engine(path).built_for().mismatch(here)
+        if mismatch:
+            return f"{path} cannot run here: {mismatch}; rebuild with `python export/to_trt.py {manifest.directory}`"
+    return None
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(self, manifest: Manifest):
+        self.torch = require_cuda()
+        self.manifest = manifest
+        self.config = config_of(manifest)
+        self.normalizer = normalizer_of(manifest)
+        self.scheduler = scheduler_of(self.config)
+        self.null_text = manifest.null_text_embedding.astype(np.float32)
+        self.engines = {}
+        for role, path in engine_paths(manifest.directory).items():
+            self.engines[role] = Engine(path)
+            self.engines[role].load()
+        self.max_steps, self.max_batch = _profile_limits(engine_paths(manifest.directory)["sampler_step"])
+        self.stream = self.torch.cuda.Stream()
+        self._shapes: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        trt = import_tensorrt()
+        return f"TensorRT {trt.__version__} on {self.torch.cuda.get_device_name()} ({self.manifest.precision})"
+
+    def encode_text(self, tokens: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self._infer("text_encoder", {"tokens": tokens.astype(np.int64)}).cpu().numpy()
+
+    def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, ops: NumpyOps,
+               inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
+        batch = len(text_embeddings)
+        if batch > self.max_batch:
+            raise ValueError(f"the TensorRT engines take at most {self.max_batch} motions per call, got {batch}")
+        shape = (batch, len(GROUPS) * self.config.vae.latent_tokens, self.config.vae.latent_dim)
+        plan = LoopPlan.draw(self.scheduler, shape, num_steps, ops, inpainting)
+        conditions = np.concatenate([text_embeddings, np.broadcast_to(self.null_text, text_embeddings.shape)])
+        with self._lock:
+            modulation = self._infer("modulation", {"timesteps": plan.timesteps,
+                                                    "conditions": conditions.astype(np.float32)})
+            inputs = {"latents": plan.initial, "step": np.zeros(1, dtype=np.int64), "modulation_table": modulation,
+                      "coefficient_table": plan.coefficients, "guidance": np.array([guidance], dtype=np.float32),
+                      "known_table": plan.known_table, "known_mask": plan.known_mask}
+            engine = self._prepare("sampler_step", inputs)
+            latents, next_latents, step = (engine.tensors[name] for name in ("latents", "next_latents", "step"))
+            with self.torch.cuda.stream(self.stream):
+                for index in range(num_steps):
+                    step.fill_(index)
+                    engine.replay(self.stream)
+                    latents.copy_(next_latents)
+                    if progress is not None:
+                        progress(index, num_steps)
+                result = latents.cpu().numpy()
+        return plan.finish(result, inpainting)
+
+    def decode(self, latents: np.ndarray, frames: int) -> np.ndarray:
+        mask = np.ones((len(latents), frames), dtype=bool)
+        with self._lock:
+            return self._infer("decoder", {"latents": latents.astype(np.float32), "mask": mask}).cpu().numpy()
+
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        mask = np.ones(features.shape[:2], dtype=bool)
+        with self._lock:
+            return self._infer("encoder", {"features": features.astype(np.float32), "mask": mask}).cpu().numpy()
+
+    def _prepare(self, role: str, inputs: dict) -> Engine:
+        """Buffers sized for ``inputs`` (kept when the shapes repeat), filled with them."""
+        engine = self.engines[role]
+        shapes = {name: tuple(value.shape) for name, value in inputs.items()}
+        if self._shapes.get(role) != shapes:
+            engine.allocate(shapes)
+            self._shapes[role] = shapes
+        with self.torch.cuda.stream(self.stream):
+            for name, value in inputs.items():
+                source = value if isinstance(value, self.torch.Tensor) else self.torch.from_numpy(np.ascontiguousarray(value))
+                engine.tensors[name].copy_(source, non_blocking=False)
+        return engine
+
+    def _infer(self, role: str, inputs: dict):
+        engine = self._prepare(role, inputs)
+        engine.run(self.stream)
+        self.stream.synchronize()
+        output = next(name for name in engine.tensors if name not in inputs)
+        return engine.tensors[output]
+
+
+def _profile_limits(step_engine: Path) -> tuple[int, int]:
+    """(max steps, max batch) of the step engine's shape profile, from its build record."""
+    try:
+        profile = json.loads(metadata_path(step_engine).read_text())["profile"]
+        steps, batch = profile["coefficient_table"][2][0], profile["latents"][2][0]
+    except (OSError, KeyError, IndexError, TypeError, ValueError) as error:
+        raise ModelFormatError(f"{metadata_path(step_engine)} lacks the shape profile ({error}); rebuild with export/to_trt.py") from error
+    return int(steps), int(batch)

@@ -1,0 +1,103 @@
+"""The reference backend: the training checkpoint's modules in eager PyTorch.
+
+Sampling is ``sampling.sample_latents`` itself; the AdaLN modulation of every step is computed
+in one batched call before the loop and each step only indexes it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dhvae_sdk.checkpoint import Checkpoint, load_checkpoint
+from dhvae_sdk.models import lengths_to_mask, scale_latents, unscale_latents
+from dhvae_sdk.motion import Normalizer
+from dhvae_sdk.runtime.base import Backend, Inpainting, ProgressFn, scheduler_of
+from dhvae_sdk.sampling import NumpyOps, sample_latents
+
+
+@dataclass
+class NumpySeededTorchOps:
+    """``ArrayOps`` on torch tensors whose noise comes from a numpy generator, so that the torch
+    backend draws exactly the numbers the graph backends draw for the same seed."""
+
+    source: NumpyOps
+    device: torch.device
+
+    def randn(self, shape):
+        return torch.from_numpy(self.source.randn(shape)).to(self.device)
+
+    def concat(self, first, second):
+        return torch.cat([first, second], dim=0)
+
+    def where(self, mask, if_true, if_false):
+        return torch.where(torch.as_tensor(mask, dtype=torch.bool, device=self.device), if_true, if_false)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, checkpoint: Checkpoint):
+        self.checkpoint = checkpoint
+        self.config = checkpoint.config
+        self.model = checkpoint.model.eval()
+        self.device = next(self.model.denoiser.parameters()).device
+        self.scheduler = scheduler_of(self.config)
+        self.normalizer = Normalizer(checkpoint.feature_mean.cpu().numpy(), checkpoint.feature_std.cpu().numpy())
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, device: str | torch.device | None = None) -> "TorchBackend":
+        return cls(load_checkpoint(path, device=device or default_device()))
+
+    def describe(self) -> str:
+        return f"PyTorch {torch.__version__} on {self.device}"
+
+    @torch.inference_mode()
+    def encode_text(self, tokens: np.ndarray) -> np.ndarray:
+        return self.model.text(torch.from_numpy(tokens).to(self.device)).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, ops: NumpyOps,
+               inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
+        denoiser = self.model.denoiser
+        batch = len(text_embeddings)
+        conditions = torch.cat([torch.from_numpy(text_embeddings).to(self.device), denoiser.null_text_embedding(batch)])
+        timesteps = torch.tensor(self.scheduler.timesteps(num_steps), device=self.device)
+        modulation = denoiser.modulation(denoiser.condition(
+            timesteps.repeat_interleave(len(conditions)), conditions.repeat(num_steps, 1),
+        )).unflatten(0, (num_steps, len(conditions)))
+
+        def denoise(latents, timestep, step_index):
+            output = denoiser.forward_with_modulation(latents, modulation[step_index])
+            if progress is not None:
+                progress(step_index, num_steps)
+            return output
+
+        shape = (batch, denoiser.num_tokens, denoiser.latent_dim)
+        known = {}
+        if inpainting is not None:
+            known = {"known_tokens": torch.from_numpy(inpainting.tokens).to(self.device),
+                     "known_mask": torch.from_numpy(np.asarray(inpainting.mask, dtype=bool)).to(self.device)}
+        latents = sample_latents(denoise, self.scheduler, shape, num_steps, guidance,
+                                 NumpySeededTorchOps(ops, self.device), **known)
+        return latents.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def decode(self, latents: np.ndarray, frames: int) -> np.ndarray:
+        z = unscale_latents(torch.from_numpy(latents).to(self.device), self.checkpoint.latent_scales,
+                            self.model.vae.tokens_per_group)
+        mask = lengths_to_mask(torch.full((len(latents),), frames, device=self.device), frames)
+        return torch.stack(self.model.vae.decode(z, mask), dim=2).float().cpu().numpy()
+
+    @torch.inference_mode()
+    def encode(self, features: np.ndarray) -> np.ndarray:
+        motion = torch.from_numpy(features).to(self.device)
+        mask = torch.ones(motion.shape[:2], dtype=torch.bool, device=self.device)
+        posterior = self.model.vae.encode(motion[:, :, 0], motion[:, :, 1], mask)
+        return scale_latents(posterior.mean, self.checkpoint.latent_scales, self.model.vae.tokens_per_group).cpu().numpy()

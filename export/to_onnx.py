@@ -1,0 +1,179 @@
+"""Export a training checkpoint to an ONNX model directory and check it against PyTorch.
+
+    python export/to_onnx.py CHECKPOINT --out MODEL_DIR [--fp16]
+
+Writes one graph per ``export.descriptors.DESCRIPTORS`` entry (dynamo exporter, opset 20,
+dynamic batch, frames and steps) and ``manifest.json``. Every graph is run with ONNX Runtime
+on inputs of other sizes than the export's and compared with the PyTorch wrapper: the largest
+difference must stay within 1e-4 (fp32) or 5e-3 (fp16, converted with keep_io_types). The
+directory is built next to MODEL_DIR and renamed into place only when every check passed; on
+any failure the command names the file and the error and exits with status 1.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script from a source tree
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from dhvae_sdk.checkpoint import CheckpointError, load_checkpoint
+from dhvae_sdk.manifest import (
+    FORMAT_VERSION, Manifest, describe_file, is_model_directory, toolchain_versions, write_manifest,
+)
+from export.descriptors import CHECK_SHAPES, DESCRIPTORS, EXPORT_SHAPE, OPSET, GraphDescriptor
+
+TOLERANCE = {"fp32": 1e-4, "fp16": 5e-3}
+log = logging.getLogger("dhvae.export")
+
+
+class ExportError(RuntimeError):
+    """An export step or a parity check failed; the message names the file."""
+
+
+@dataclass(frozen=True)
+class GraphReport:
+    role: str
+    path: Path
+    max_error: float
+
+
+def export_model(checkpoint_path: Path, out_dir: Path, fp16: bool = False) -> list[GraphReport]:
+    """Writes the model directory ``out_dir`` atomically and returns each graph's parity error."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not is_model_directory(out_dir) and any(out_dir.iterdir()):
+        raise ExportError(f"{out_dir} exists and is not a dhvae model directory; choose another --out or empty it")
+    checkpoint = load_checkpoint(checkpoint_path, device="cpu")
+    model = checkpoint.model.float().eval()
+    precision = "fp16" if fp16 else "fp32"
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; a model directory is meant to be shared
+    try:
+        reports = [_export_graph(descriptor, model, checkpoint.latent_scales, staging, precision)
+                   for descriptor in DESCRIPTORS]
+        write_manifest(Manifest(
+            directory=staging,
+            format_version=FORMAT_VERSION,
+            precision=precision,
+            config=checkpoint.config.to_dict(),
+            stats={"mean": checkpoint.feature_mean.numpy(), "std": checkpoint.feature_std.numpy()},
+            latent_scales=checkpoint.latent_scales.numpy(),
+            null_text_embedding=model.denoiser.null_text.detach().numpy(),
+            files={report.role: describe_file(staging, report.path.name) for report in reports},
+            versions={**toolchain_versions(), "opset": str(OPSET), "checkpoint": Path(checkpoint_path).name},
+        ))
+        _move_into_place(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [GraphReport(r.role, out_dir / r.path.name, r.max_error) for r in reports]
+
+
+def _export_graph(descriptor: GraphDescriptor, model, latent_scales, directory: Path, precision: str) -> GraphReport:
+    path = directory / descriptor.file_name
+    wrapper = descriptor.build(model, latent_scales).eval()
+    sample = tuple(torch.from_numpy(array) for array in descriptor.sample(model.config, EXPORT_SHAPE))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                wrapper, sample, str(path), dynamo=True, opset_version=OPSET, external_data=False,
+                input_names=list(descriptor.inputs), output_names=list(descriptor.outputs),
+                dynamic_shapes=descriptor.dynamic_axes(model.config), verbose=False,
+            )
+        if precision == "fp16":
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            converted = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
+            _sort_topologically(converted.graph)
+            onnx.save(converted, str(path))
+        onnx.checker.check_model(str(path))
+    except Exception as error:  # the exporter raises many types; all end the export the same way
+        raise ExportError(f"exporting {path.name} failed: {type(error).__name__}: {error}") from error
+    max_error = _check_graph(descriptor, model, wrapper, path, precision)
+    log.info("%s: %.1f MB, max |onnxruntime - torch| = %.2e", path.name, path.stat().st_size / 1e6, max_error)
+    return GraphReport(descriptor.role, path, max_error)
+
+
+def _sort_topologically(graph: onnx.GraphProto) -> None:
+    """Reorders the nodes so that each comes after its inputs' producers (the fp16 converter
+    appends its input casts at the end, which the ONNX checker rejects)."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [node for node in pending if all(name in available for name in node.input)]
+        if not ready:
+            raise ExportError(f"graph {graph.name} has a cycle or an undefined input")
+        for node in ready:
+            available.update(node.output)
+        ordered.extend(ready)
+        placed = {id(node) for node in ready}
+        pending = [node for node in pending if id(node) not in placed]
+    graph.ClearField("node")
+    graph.node.extend(ordered)
+
+
+def _check_graph(descriptor: GraphDescriptor, model, wrapper, path: Path, precision: str) -> float:
+    try:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as error:
+        raise ExportError(f"onnxruntime cannot load {path.name}: {error}") from error
+    worst = 0.0
+    for shape in CHECK_SHAPES:
+        inputs = descriptor.sample(model.config, shape)
+        with torch.inference_mode():
+            expected = wrapper(*(torch.from_numpy(array) for array in inputs))
+        actual = session.run(None, dict(zip(descriptor.inputs, inputs)))[0]
+        if actual.shape != tuple(expected.shape):
+            raise ExportError(f"{path.name} returns shape {actual.shape} for {shape}, PyTorch {tuple(expected.shape)}")
+        error = float(np.max(np.abs(actual - expected.numpy()))) if actual.size else 0.0
+        if not error <= TOLERANCE[precision]:
+            raise ExportError(
+                f"{path.name} differs from PyTorch by {error:.3e} at {shape}, more than the {precision} "
+                f"tolerance {TOLERANCE[precision]:.0e}"
+            )
+        worst = max(worst, error)
+    return worst
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    """Renames the finished directory to ``out_dir``, replacing an older export there."""
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+    out_dir.rename(retired / out_dir.name)
+    staging.rename(out_dir)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", type=Path, help="training checkpoint (.safetensors)")
+    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
+    parser.add_argument("--fp16", action="store_true", help="fp16 weights and compute, fp32 inputs and outputs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        reports = export_model(args.checkpoint, args.out, fp16=args.fp16)
+    except (ExportError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    worst = max(report.max_error for report in reports)
+    print(f"wrote {args.out} ({len(reports)} graphs, largest difference from PyTorch {worst:.2e})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Small random-weight models for the SDK tests (no training needed).
+
+``micro_config`` is the ``tiny`` preset with one layer per stack and three denoiser blocks,
+so that a full ONNX export takes seconds; every weight is random (zero-initialized output
+layers too), so that each graph computes something non-trivial.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from dhvae_sdk.checkpoint import save_checkpoint
+from dhvae_sdk.models import build_model, get_preset
+
+MAX_FRAMES = 90
+
+
+def micro_config():
+    config = get_preset("tiny")
+    config.vae.encoder_layers = config.vae.cotransformer_layers = 1
+    config.vae.interaction_decoder_layers = config.vae.person_decoder_layers = 1
+    config.vae.max_frames = MAX_FRAMES
+    config.denoiser.blocks = 3
+    config.text.tower_layers = 1
+    return config
+
+
+def save_micro_checkpoint(path: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    model = build_model(micro_config())
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if not parameter.any():
+                parameter.normal_(0.0, 0.05)
+    generator = torch.Generator().manual_seed(seed)
+    feature_dim = model.config.vae.feature_dim
+    save_checkpoint(
+        path, model, stage="denoiser",
+        feature_mean=0.1 * torch.randn(feature_dim, generator=generator),
+        feature_std=0.5 + torch.rand(feature_dim, generator=generator),
+        latent_scales=torch.tensor([1.5, 0.8, 1.2]),
+    )
+    return path

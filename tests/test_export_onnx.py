@@ -1,0 +1,145 @@
+"""export/to_onnx.py: graphs, manifest, parity with PyTorch, loud failures, atomic output."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from dhvae_sdk.checkpoint import load_checkpoint
+from dhvae_sdk.manifest import FORMAT_VERSION, read_manifest
+from dhvae_sdk.models import DHVAEConfig
+from dhvae_sdk.runtime.onnx_backend import GRAPHS, OnnxRuntimeBackend
+from dhvae_sdk.runtime.torch_backend import TorchBackend
+from dhvae_sdk.sampling import NumpyOps
+from export import to_onnx
+from export.descriptors import DESCRIPTORS
+from model_fixtures import save_micro_checkpoint
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_micro_checkpoint(tmp_path_factory.mktemp("ckpt") / "micro.safetensors", seed=1)
+
+
+@pytest.fixture(scope="module")
+def exported(checkpoint, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("fp32") / "model"
+    return directory, to_onnx.export_model(checkpoint, directory)
+
+
+@pytest.fixture(scope="module")
+def exported_fp16(checkpoint, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("fp16") / "model"
+    return directory, to_onnx.export_model(checkpoint, directory, fp16=True)
+
+
+def test_every_graph_matches_pytorch_within_fp32_tolerance(exported):
+    directory, reports = exported
+    assert [r.role for r in reports] == list(GRAPHS)
+    for report in reports:
+        assert report.path.parent == directory and report.path.is_file()
+        assert 0.0 < report.max_error <= 1e-4, report
+
+
+def test_fp16_graphs_store_fp16_weights_keep_fp32_io_and_stay_within_tolerance(exported_fp16):
+    directory, reports = exported_fp16
+    assert read_manifest(directory).precision == "fp16"
+    for report in reports:
+        assert 0.0 < report.max_error <= 5e-3, report
+        graph = onnx.load(str(report.path)).graph
+        weights = [w for w in graph.initializer if np.prod(w.dims) >= 1024]
+        assert weights and all(w.data_type == onnx.TensorProto.FLOAT16 for w in weights), report.path.name
+        assert all(i.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16 for i in graph.input)
+        assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in graph.output)
+
+
+def test_graphs_use_opset_18_or_newer_with_dynamic_batch_and_length(exported):
+    directory, _ = exported
+    for descriptor in DESCRIPTORS:
+        model = onnx.load(str(directory / descriptor.file_name), load_external_data=False)
+        assert [i.name for i in model.graph.input] == list(descriptor.inputs)
+        assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 18
+        first_input = model.graph.input[0].type.tensor_type.shape.dim
+        symbolic = [d.dim_param for d in first_input if d.dim_param]
+        assert symbolic, f"{descriptor.file_name}: the first input has no dynamic axis"
+    decoder_mask = onnx.load(str(directory / "decoder.onnx")).graph.input[1].type.tensor_type.shape.dim
+    assert all(d.dim_param for d in decoder_mask)  # batch and frames
+
+
+def test_manifest_records_config_statistics_versions_and_hashes(checkpoint, exported):
+    directory, _ = exported
+    manifest = read_manifest(directory)
+    source = load_checkpoint(checkpoint)
+    assert manifest.format_version == FORMAT_VERSION
+    assert DHVAEConfig.from_dict(manifest.config) == source.config
+    np.testing.assert_array_equal(manifest.stats["mean"], source.feature_mean.numpy())
+    np.testing.assert_array_equal(manifest.stats["std"], source.feature_std.numpy())
+    np.testing.assert_array_equal(manifest.latent_scales, source.latent_scales.numpy())
+    np.testing.assert_array_equal(manifest.null_text_embedding, source.model.denoiser.null_text.detach().numpy())
+    assert {"torch", "onnx", "onnxruntime", "opset"} <= set(manifest.versions)
+    assert set(manifest.files) == set(GRAPHS)
+    assert all(len(entry.sha256) == 64 for entry in manifest.files.values())
+    assert sorted(p.name for p in directory.iterdir()) == sorted([*(d.file_name for d in DESCRIPTORS), "manifest.json"])
+
+
+def test_exported_model_runs_at_shapes_never_seen_in_export(checkpoint, exported):
+    directory, _ = exported
+    reference, graphs = TorchBackend.from_checkpoint(checkpoint, "cpu"), OnnxRuntimeBackend.from_directory(directory)
+    latents = np.random.default_rng(0).standard_normal((5, 3, reference.config.vae.latent_dim)).astype(np.float32)
+    np.testing.assert_allclose(graphs.decode(latents, 77), reference.decode(latents, 77), atol=1e-4)
+    text = np.random.default_rng(1).standard_normal((5, reference.config.denoiser.width)).astype(np.float32)
+    np.testing.assert_allclose(graphs.sample(text, 9, 3.0, NumpyOps.from_seed(2)),
+                               reference.sample(text, 9, 3.0, NumpyOps.from_seed(2)), rtol=1e-4, atol=1e-4)
+
+
+def test_a_parity_failure_fails_loudly_and_leaves_no_directory(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setitem(to_onnx.TOLERANCE, "fp32", 0.0)
+    monkeypatch.setattr(to_onnx, "DESCRIPTORS", DESCRIPTORS[3:4])  # the decoder alone keeps this fast
+    with pytest.raises(to_onnx.ExportError, match=r"decoder.onnx differs from PyTorch by .* tolerance"):
+        to_onnx.export_model(checkpoint, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_command_line_reports_a_bad_checkpoint_and_exits_nonzero(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint at all")
+    result = subprocess.run([sys.executable, str(REPO / "export" / "to_onnx.py"), str(bad), "--out", str(tmp_path / "m")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "bad.safetensors" in result.stderr and result.stderr.startswith("error:")
+    assert not (tmp_path / "m").exists()
+
+
+def test_refuses_to_overwrite_a_directory_that_is_not_a_model(checkpoint, tmp_path):
+    (tmp_path / "keep.txt").write_text("user data")
+    with pytest.raises(to_onnx.ExportError, match="not a dhvae model directory"):
+        to_onnx.export_model(checkpoint, tmp_path)
+    assert (tmp_path / "keep.txt").read_text() == "user data"
+
+
+def test_re_export_replaces_an_older_model_directory(checkpoint, exported, tmp_path, monkeypatch):
+    directory, _ = exported
+    target = tmp_path / "model"
+    shutil.copytree(directory, target)
+    (target / "stale.onnx").write_bytes(b"old")
+    monkeypatch.setattr(to_onnx, "DESCRIPTORS", DESCRIPTORS[:1])
+    to_onnx.export_model(checkpoint, target)
+    assert not (target / "stale.onnx").exists()
+    assert set(read_manifest(target).files) == {"text_encoder"}
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # nothing left behind
+
+
+def test_text_encoder_matches_torch_on_real_tokens(checkpoint, exported):
+    directory, _ = exported
+    reference, graphs = TorchBackend.from_checkpoint(checkpoint, "cpu"), OnnxRuntimeBackend.from_directory(directory)
+    tokens = torch.zeros(3, 77, dtype=torch.long)
+    tokens[:, 0], tokens[:, 1:4], tokens[:, 4] = 49406, torch.tensor([320, 1125, 2368]), 49407
+    np.testing.assert_allclose(graphs.encode_text(tokens.numpy()), reference.encode_text(tokens.numpy()), atol=1e-5)

@@ -1,0 +1,255 @@
+"""Generator: batching, seeds, backend parity, hierarchy controls, bad input, threads, memory."""
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from dhvae_sdk import Generator, GeneratorError
+from dhvae_sdk.manifest import MANIFEST_NAME, ModelFormatError
+from dhvae_sdk.motion import features_to_joints
+from dhvae_sdk.motion.bvh import load_bvh
+from dhvae_sdk.motion.npz import load_interaction_npz
+from dhvae_sdk.runtime import selection
+from export.to_onnx import export_model
+from model_fixtures import MAX_FRAMES, save_micro_checkpoint
+
+FAST = dict(frames=24, steps=6)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return save_micro_checkpoint(tmp_path_factory.mktemp("ckpt") / "micro.safetensors")
+
+
+@pytest.fixture(scope="module")
+def model_dir(checkpoint, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("onnx") / "micro"
+    export_model(checkpoint, directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def torch_gen(checkpoint):
+    return Generator.from_pretrained(checkpoint)
+
+
+@pytest.fixture(scope="module")
+def ort_gen(model_dir):
+    return Generator.from_pretrained(model_dir)
+
+
+def test_auto_picks_torch_for_checkpoints_and_onnxruntime_for_model_directories(torch_gen, ort_gen):
+    assert torch_gen.backend.name == "torch" and "checkpoint" in torch_gen.reason
+    assert ort_gen.backend.name == "onnxruntime" and "TensorRT" in ort_gen.reason
+    assert "CPUExecutionProvider" in ort_gen.backend.describe()
+
+
+def test_many_texts_and_samples_come_back_in_text_major_order(ort_gen):
+    motions = ort_gen.generate(["two people shake hands", "a hug"], num_samples=2, seed=1, **FAST)
+    assert [m.text for m in motions] == ["two people shake hands"] * 2 + ["a hug"] * 2
+    for motion in motions:
+        assert motion.joints.shape == (24, 2, 22, 3) and motion.features.shape == (24, 2, 262)
+        assert motion.fps == 30.0 and motion.seconds == pytest.approx(0.8)
+        np.testing.assert_allclose(motion.joints, features_to_joints(motion.features))
+    assert not np.allclose(motions[0].joints, motions[1].joints)  # two samples of one text differ
+    assert not np.allclose(motions[0].joints, motions[2].joints)
+
+
+def test_seconds_become_frames_at_the_model_rate(torch_gen):
+    assert torch_gen.generate("a wave", seconds=0.5, steps=2)[0].frames == 15
+
+
+def test_same_seed_same_motion_other_seed_other_motion(ort_gen, torch_gen):
+    for generator in (ort_gen, torch_gen):
+        first = generator.generate("they dance", seed=7, **FAST)[0]
+        again = generator.generate("they dance", seed=7, **FAST)[0]
+        other = generator.generate("they dance", seed=8, **FAST)[0]
+        np.testing.assert_array_equal(first.joints, again.joints)
+        assert np.abs(first.joints - other.joints).max() > 1e-3
+
+
+def test_backends_agree_within_fp32_parity(ort_gen, torch_gen):
+    texts = ["one pushes the other", "they bow"]
+    reference = torch_gen.generate(texts, seed=3, guidance=2.5, **FAST)
+    exported = ort_gen.generate(texts, seed=3, guidance=2.5, **FAST)
+    for a, b in zip(reference, exported):
+        assert np.abs(a.latents - b.latents).max() <= 1e-4 * max(1.0, np.abs(a.latents).max())
+        assert np.abs(a.features - b.features).max() <= 1e-4
+
+
+def test_person_a_is_kept_and_person_b_generated(ort_gen, torch_gen):
+    given = ort_gen.generate("one waits", seed=2, **FAST)[0]
+    for generator in (ort_gen, torch_gen):
+        results = generator.generate(["the other walks up and greets", "the other runs away"], person_a=given,
+                                     seed=5, steps=6)
+        normalized = generator.backend.normalizer.normalize(given.features[:, 0])
+        pair = np.stack([normalized, np.zeros_like(normalized)], axis=1)[None].astype(np.float32)
+        expected_a = generator.backend.encode(pair)[0, 0]
+        for result in results:
+            assert result.frames == given.frames
+            np.testing.assert_array_equal(result.latents[0], expected_a)  # z_a fixed exactly
+        assert np.abs(results[0].latents[1:] - results[1].latents[1:]).max() > 1e-3
+
+
+@pytest.mark.parametrize("keep, kept, resampled", [("interaction", [2], [0, 1]), ("individuals", [0, 1], [2])])
+def test_vary_keeps_one_level_of_the_hierarchy(ort_gen, keep, kept, resampled):
+    original = ort_gen.generate("two people hug", seed=4, **FAST)[0]
+    variants = ort_gen.vary(original, keep=keep, num_samples=2, seed=9, steps=6)
+    assert len(variants) == 2
+    for variant in variants:
+        assert variant.text == original.text and variant.frames == original.frames
+        np.testing.assert_array_equal(variant.latents[kept], original.latents[kept])
+        assert np.abs(variant.latents[resampled] - original.latents[resampled]).max() > 1e-3
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(texts=""), "empty"),
+    (dict(texts=["ok", "   "]), "text 1 is empty"),
+    (dict(texts=[]), "non-empty list"),
+    (dict(texts=["ok", 3]), "text 1 must be a string"),
+    (dict(texts="ok", seconds=0), "positive"),
+    (dict(texts="ok", seconds=-2.0), "positive"),
+    (dict(texts="ok", seconds=float("nan")), "number"),
+    (dict(texts="ok", frames=0), "frames must be a positive integer"),
+    (dict(texts="ok", frames=MAX_FRAMES + 1), f"maximum of {MAX_FRAMES} frames"),
+    (dict(texts="ok", seconds=60), "maximum"),
+    (dict(texts="ok", seconds=1, frames=30), "not both"),
+    (dict(texts="ok", num_samples=0), "num_samples"),
+    (dict(texts="ok", steps=0), "steps"),
+    (dict(texts="ok", steps=5000), "at most 1000"),
+    (dict(texts="ok", guidance=-1.0), "guidance"),
+    (dict(texts="ok", person_a=np.zeros((10, 5))), "person_a"),
+    (dict(texts="ok", person_a=np.full((10, 262), np.nan)), "NaN"),
+])
+def test_bad_requests_raise_a_clear_error(torch_gen, kwargs, message):
+    with pytest.raises(GeneratorError, match=message):
+        torch_gen.generate(**kwargs)
+
+
+def test_vary_rejects_bad_arguments(torch_gen):
+    original = torch_gen.generate("ok", frames=10, steps=2)[0]
+    with pytest.raises(GeneratorError, match="keep must be one of"):
+        torch_gen.vary(original, keep="everything")
+    with pytest.raises(GeneratorError, match="Interaction"):
+        torch_gen.vary(original.joints)
+
+
+def test_too_long_text_is_truncated_with_a_warning(torch_gen):
+    with pytest.warns(UserWarning, match="truncated"):
+        [motion] = torch_gen.generate("they walk " * 60, frames=10, steps=2)
+    assert motion.text.startswith("they walk")
+
+
+def test_unknown_backend_and_wrong_pairings_name_the_fix(checkpoint, model_dir, tmp_path):
+    with pytest.raises(ValueError, match="unknown backend 'tpu'"):
+        Generator.from_pretrained(model_dir, backend="tpu")
+    with pytest.raises(ModelFormatError, match="export/to_onnx.py"):
+        Generator.from_pretrained(checkpoint, backend="onnxruntime")
+    with pytest.raises(ModelFormatError, match="training checkpoints"):
+        Generator.from_pretrained(model_dir, backend="torch")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Generator.from_pretrained(tmp_path / "nothing.safetensors")
+    from dhvae_sdk.runtime import BackendUnavailableError
+
+    with pytest.raises(BackendUnavailableError, match="TensorRT|GPU"):
+        Generator.from_pretrained(model_dir, backend="tensorrt")
+
+
+def _damaged_copy(model_dir, tmp_path, damage):
+    copy = tmp_path / "copy"
+    shutil.copytree(model_dir, copy)
+    damage(copy)
+    return copy
+
+
+def _flip_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _edit_manifest(directory, edit):
+    manifest = json.loads((directory / MANIFEST_NAME).read_text())
+    edit(manifest)
+    (directory / MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: _flip_byte(d / "decoder.onnx"), r"decoder.onnx \(decoder\) does not match its SHA-256"),
+    (lambda d: (d / "sampler_step.onnx").write_bytes((d / "sampler_step.onnx").read_bytes()[:1000]), "truncated"),
+    (lambda d: (d / "encoder.onnx").unlink(), "encoder.onnx .* is missing"),
+    (lambda d: (d / MANIFEST_NAME).unlink(), "no manifest.json"),
+    (lambda d: (d / MANIFEST_NAME).write_text("{not json"), "not valid JSON"),
+    (lambda d: _edit_manifest(d, lambda m: m.update(format="other-model")), "not a dhvae model manifest"),
+    (lambda d: _edit_manifest(d, lambda m: m.update(format_version=[2, 0])), "format version 2.0"),
+    (lambda d: _edit_manifest(d, lambda m: m.pop("files")), "incomplete or malformed"),
+    (lambda d: _edit_manifest(d, lambda m: m["config"]["vae"].update(width="wide")), "config is invalid"),
+])
+def test_damaged_or_foreign_model_directories_are_refused(model_dir, tmp_path, damage, message):
+    with pytest.raises(ModelFormatError, match=message):
+        Generator.from_pretrained(_damaged_copy(model_dir, tmp_path, damage))
+
+
+def test_demo_model_lookup_and_its_absence(monkeypatch, tmp_path, checkpoint, model_dir):
+    monkeypatch.setattr(selection, "assets_directory", lambda: tmp_path)
+    with pytest.raises(ModelFormatError, match="demo model is missing.*rebuild it as README.md"):
+        Generator.from_pretrained()
+    shutil.copy(checkpoint, tmp_path / selection.DEMO_CHECKPOINT)
+    assert Generator.from_pretrained().backend.name == "torch"
+    shutil.copytree(model_dir, tmp_path / selection.DEMO_MODEL_DIR)
+    assert Generator.from_pretrained().backend.name == "onnxruntime"
+    assert Generator.from_pretrained(backend="torch").backend.name == "torch"
+
+
+def test_outputs_are_written_and_read_back(torch_gen, tmp_path):
+    motion = torch_gen.generate("a high five", frames=12, steps=2, seed=0)[0]
+    record = load_interaction_npz(motion.save_npz(tmp_path / "m.npz"))
+    np.testing.assert_allclose(record.joints, motion.joints, atol=1e-6)
+    assert record.text == "a high five" and record.fps == 30.0
+    first, second = motion.save_bvh(tmp_path / "m.bvh")
+    assert (first.name, second.name) == ("m_a.bvh", "m_b.bvh")
+    np.testing.assert_allclose(load_bvh(second).joints[:, 0], motion.joints[:, 1, 0], atol=1e-5)  # root track
+    assert motion.save_bvh(tmp_path / "p-{person}.bvh")[0].name == "p-a.bvh"
+    gif = motion.render_gif(tmp_path / "m.gif")
+    assert gif.read_bytes()[:3] == b"GIF"
+    with pytest.raises(GeneratorError, match=r"\.mp4"):
+        motion.render_mp4(tmp_path / "m.gif")
+
+
+def test_one_generator_shared_by_eight_threads_matches_serial_calls(ort_gen):
+    texts = [f"two people, variant {i}" for i in range(8)]
+    serial = [ort_gen.generate(text, seed=i, **FAST)[0].joints for i, text in enumerate(texts)]
+    results = [None] * 8
+    barrier = threading.Barrier(8)
+
+    def work(index):
+        barrier.wait()
+        for _ in range(2):
+            results[index] = ort_gen.generate(texts[index], seed=index, **FAST)[0].joints
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for expected, got in zip(serial, results):
+        np.testing.assert_array_equal(expected, got)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def test_repeated_generation_does_not_grow_memory(ort_gen):
+    for seed in range(30):
+        ort_gen.generate("they spin", frames=20, steps=5, seed=seed)
+    before = _rss_bytes()
+    for seed in range(200):
+        ort_gen.generate("they spin", frames=20, steps=5, seed=seed)
+    grown = _rss_bytes() - before
+    assert grown < 20 * 2 ** 20, f"RSS grew by {grown / 2 ** 20:.1f} MiB over 200 generations"
