@@ -107,8 +107,9 @@ def test_same_seed_same_bytes_for_any_worker_count(tmp_path):
     generate_dataset(tmp_path / "other", 16, seed=12, workers=1)
     first, second, other = (_file_digests(tmp_path / name) for name in ("one", "two", "other"))
     assert first == second
-    motion_files = [key for key in first if key.endswith(".npy")]
+    motion_files = [key for key in first if key.startswith("motions_processed")]
     assert len(motion_files) == 32
+    assert {"global_mean.npy", "global_std.npy"} <= set(first)
     assert sum(first[key] != other.get(key) for key in motion_files) == len(motion_files)
 
 
@@ -235,3 +236,14 @@ def test_bad_arguments_give_clear_errors(tmp_path, capsys):
         assert message in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
+
+
+def test_statistics_fit_the_train_split(dataset):
+    from training.data import InterHumanDataset
+
+    train = InterHumanDataset(dataset, split="train", mirror=True, swap_persons=True, seed=0)
+    normalized = np.concatenate([item["motion"][: int(item["length"])].reshape(-1, 262)
+                                 for item in (train[i] for i in range(len(train)))])
+    assert np.allclose(train.normalizer.mean, np.load(dataset / "global_mean.npy"))
+    assert abs(float(normalized.mean())) < 0.2
+    assert 0.5 < float(normalized.std()) < 2.0

@@ -5,6 +5,8 @@ from importlib import resources
 
 import numpy as np
 
+from dhvae_sdk.atomic_file import atomic_output
+
 from . import interx
 from .arraylike import check_last_dim, constant_like
 
@@ -24,6 +26,33 @@ class Normalizer:
             raise ValueError(f"std must be finite and > 0; entries {bad[:10].tolist()} are {std[bad[:10]].tolist()}")
         self.mean = mean
         self.std = std
+
+    @classmethod
+    def fit(cls, features, min_std: float = 0.005) -> "Normalizer":
+        """Statistics of ``features`` [..., D] over every leading axis.
+
+        std is floored at ``min_std`` (below the smallest std of the published InterHuman
+        statistics, 0.0074): a feature that barely varies would otherwise turn tiny model
+        errors on it into huge normalized ones.
+        """
+        flat = np.asarray(features, dtype=np.float64).reshape(-1, np.shape(features)[-1])
+        if flat.shape[0] < 2:
+            raise ValueError(f"fitting statistics needs at least 2 frames, got {flat.shape[0]}")
+        return cls(flat.mean(axis=0), np.maximum(flat.std(axis=0), min_std))
+
+    @classmethod
+    def from_files(cls, mean_path, std_path) -> "Normalizer":
+        try:
+            mean, std = np.load(mean_path, allow_pickle=False), np.load(std_path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            raise ValueError(f"cannot read normalization statistics {mean_path} / {std_path}: {error}") from error
+        return cls(mean, std)
+
+    def save(self, mean_path, std_path) -> None:
+        for path, values in ((mean_path, self.mean), (std_path, self.std)):
+            with atomic_output(path) as temp:
+                with open(temp, "wb") as handle:
+                    np.save(handle, values.astype(np.float32))
 
     @property
     def dim(self) -> int:

@@ -19,11 +19,22 @@ import numpy as np
 
 from dhvae_sdk.motion.interhuman import RAW_DIM, raw_body, two_person_features
 from dhvae_sdk.motion.mirror import mirror_features, mirror_text
-from dhvae_sdk.motion.normalization import interhuman_normalizer
+from dhvae_sdk.motion.normalization import Normalizer, interhuman_normalizer
 
 from .base import InteractionDataset, find_list_file, read_names, read_sentences, require_dir, split_file
 
 LIST_FOLDERS = ("split",)
+# A dataset folder may carry statistics of its own (the procedural generator writes them);
+# otherwise the published InterHuman statistics apply.
+STATS_FILES = ("global_mean.npy", "global_std.npy")
+
+
+def dataset_normalizer(root) -> Normalizer:
+    """The statistics that normalize the dataset at ``root``."""
+    mean_path, std_path = (Path(root) / name for name in STATS_FILES)
+    if mean_path.is_file() and std_path.is_file():
+        return Normalizer.from_files(mean_path, std_path)
+    return interhuman_normalizer()
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,7 @@ class InterHumanDataset(InteractionDataset):
         seed: int | None = None,
     ):
         """``mirror`` and ``swap_persons`` default to True on the train split only."""
-        super().__init__(min_len, max_len, interhuman_normalizer() if normalize else None, seed)
+        super().__init__(min_len, max_len, dataset_normalizer(root) if normalize else None, seed)
         self.root = Path(root)
         self.split = split
         self.mirror = split == "train" if mirror is None else mirror

@@ -2,6 +2,7 @@
 
 DIR/motions_processed/person{1,2}/NAME.npy: float32 [T, 492], Z up, 30 fps, one world frame
 for both people; DIR/annots/NAME.txt: three sentences; DIR/{train,val,test}.txt; and
+DIR/global_mean.npy, global_std.npy: the train split's feature statistics;
 DIR/synthetic_meta.json: per NAME the interaction, whether and when the two touch
 ("contact_frames": inclusive [first, last] frame ranges), the hand(s) the text names, the
 tempo, which person file holds the initiator and the turning direction the text may name.
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dhvae_sdk.motion.interhuman import RAW_JOINTS, Z_UP_TO_Y_UP, raw_from_body
+from dhvae_sdk.motion.interhuman import RAW_JOINTS, Z_UP_TO_Y_UP, interaction_features, raw_from_body
+from dhvae_sdk.motion.mirror import mirror_features
+from dhvae_sdk.motion.normalization import Normalizer
 from dhvae_sdk.motion.rotation import matrix_to_6d, yaw_matrix
 from dhvae_sdk.motion.skeleton import NUM_JOINTS
 
@@ -30,6 +33,8 @@ from .stage import Cast
 from .texts import describe
 
 SPLITS = (("val", 0.05), ("test", 0.15))  # the rest is train
+# Every 2nd frame is plenty for the statistics and halves their memory.
+STATS_FRAME_STRIDE = 2
 MIN_SAMPLES = 3  # one per split
 _HANDS = slice(NUM_JOINTS * 3, RAW_JOINTS * 3)
 
@@ -106,6 +111,24 @@ def plan(n: int, seed: int) -> tuple[list[str], list[str], dict[str, list[str]]]
     return names, interactions, splits
 
 
+def _write_statistics(folder: Path, train_names: list[str]) -> None:
+    """The train split's own feature statistics, as global_mean.npy / global_std.npy.
+
+    Our bodies are posed from the t2m rest skeleton (arms down, head forward), so their
+    joint rotations sit far from real InterHuman's (SMPL's T-pose origin): normalized with
+    the published statistics, rotation features reach |z| ~ 47 and would drown the loss.
+    The mirrored features are included because training mirrors half of the pairs.
+    """
+    motions = folder / "motions_processed"
+    features = np.concatenate([
+        interaction_features(*(np.load(motions / person / f"{name}.npy") for person in ("person1", "person2")))
+        [::STATS_FRAME_STRIDE].astype(np.float32)
+        for name in train_names
+    ])
+    statistics = Normalizer.fit(np.concatenate([features, mirror_features(features)]))
+    statistics.save(folder / "global_mean.npy", folder / "global_std.npy")
+
+
 def generate_dataset(out, n: int, seed: int = 0, workers: int = 1) -> dict:
     """Write ``n`` samples into the new folder ``out``; returns the metadata written."""
     out = Path(out)
@@ -126,6 +149,7 @@ def generate_dataset(out, n: int, seed: int = 0, workers: int = 1) -> dict:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
                 results = pool.map(_write_sample, jobs, chunksize=8)
         meta = dict(results)
+        _write_statistics(folder, splits["train"])
         for split, members in splits.items():
             (folder / f"{split}.txt").write_text("".join(f"{name}\n" for name in members))
         (folder / "synthetic_meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
