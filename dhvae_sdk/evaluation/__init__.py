@@ -1,1 +1,2 @@
-"""Quality metrics of the InterGen protocol (FID, R-Precision, MM-Dist, Diversity, MModality)."""
+"""Quality metrics of the InterGen protocol (FID, R-Precision, MM-Dist, Diversity, MModality),
+VAE reconstruction errors (L1, MPJPE) and the loading of evaluator checkpoints."""

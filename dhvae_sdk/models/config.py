@@ -226,6 +226,7 @@ class LossConfig(ConfigDict):
     delta_nc: float = 0.25
     neg_min: float = 0.4
     neg_max: float = 1.5
+    neg_std: float = 1.0  # spread (m) of the negative's truncated two-tailed Gaussian shift
     margin: float = 1.0
     contact_voxel: float = 0.02
     contact_dilation: int = 1
@@ -235,7 +236,7 @@ class LossConfig(ConfigDict):
             _require(getattr(self, name) >= 0.0, f"loss.{name} must be >= 0, got {getattr(self, name)}")
         _require_positive(
             "loss", delta_c=self.delta_c, delta_nc=self.delta_nc, neg_min=self.neg_min,
-            contact_voxel=self.contact_voxel,
+            neg_std=self.neg_std, contact_voxel=self.contact_voxel,
         )
         _require(
             self.neg_min < self.neg_max,

@@ -1,0 +1,57 @@
+"""Reconstruction errors of a motion VAE: L1 on normalized features and MPJPE in metres.
+
+Both are means over the real frames of every sequence; within a frame both persons and all
+their features (or joints) weigh equally. Sequences may be padded: ``mask`` [N, T] marks the
+real frames. Sums are kept so that batches can be added up before the mean is taken.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def _check(recon: np.ndarray, target: np.ndarray, mask: np.ndarray, what: str) -> None:
+    if recon.shape != target.shape:
+        raise ValueError(f"reconstructed and target {what} differ in shape: {recon.shape} vs {target.shape}")
+    if mask.dtype != bool or mask.shape != recon.shape[:2]:
+        raise ValueError(f"mask must be bool [N, T] = {recon.shape[:2]}, got {mask.dtype} {mask.shape}")
+
+
+@dataclass
+class ReconstructionErrors:
+    """Running sums over real frames; ``add`` one batch at a time, read ``feature_l1`` / ``mpjpe``."""
+
+    feature_l1_sum: float = 0.0
+    joint_error_sum: float = 0.0
+    frames: int = 0
+    joint_frames: int = 0
+
+    def add_features(self, recon: np.ndarray, target: np.ndarray, mask: np.ndarray) -> None:
+        """Normalized features [N, T, persons, D] of the reconstruction and the original."""
+        recon, target, mask = np.asarray(recon), np.asarray(target), np.asarray(mask)
+        _check(recon, target, mask, "features")
+        per_frame = np.abs(recon.astype(np.float64) - target).reshape(*mask.shape, -1).mean(axis=-1)
+        self.feature_l1_sum += float(per_frame[mask].sum())
+        self.frames += int(mask.sum())
+
+    def add_joints(self, recon: np.ndarray, target: np.ndarray, mask: np.ndarray) -> None:
+        """Joint positions [N, T, persons, J, 3] in metres (from de-normalized features)."""
+        recon, target, mask = np.asarray(recon), np.asarray(target), np.asarray(mask)
+        _check(recon, target, mask, "joints")
+        distances = np.linalg.norm(recon.astype(np.float64) - target, axis=-1)
+        per_frame = distances.reshape(*mask.shape, -1).mean(axis=-1)
+        self.joint_error_sum += float(per_frame[mask].sum())
+        self.joint_frames += int(mask.sum())
+
+    @property
+    def feature_l1(self) -> float:
+        if not self.frames:
+            raise ValueError("no real frame was added; call add_features first")
+        return self.feature_l1_sum / self.frames
+
+    @property
+    def mpjpe(self) -> float:
+        if not self.joint_frames:
+            raise ValueError("no real frame of joints was added; call add_joints first")
+        return self.joint_error_sum / self.joint_frames

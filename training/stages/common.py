@@ -1,0 +1,121 @@
+"""What every stage needs from the command line: its options, the datasets and their representation."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch.utils.data import Subset
+
+from dhvae_sdk.motion import features_to_joints, interhuman_normalizer, interx_normalizer, translate_features
+from training.data import InterHumanDataset, InterXDataset, make_loader
+from training.data.interhuman import dataset_normalizer
+from training.losses import MotionRepresentation
+from training.runtime import ProcessContext, barrier
+
+DATASETS = ("interhuman", "interx", "synthetic")
+HELD_OUT_SPLITS = ("val", "test")
+# Fixed so every evaluation of a run (and of runs with other seeds) sees the same crops.
+EVALUATION_SEED = 1234
+
+log = logging.getLogger("training")
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    """The command-line choices a stage is built from."""
+
+    run_dir: Path
+    dataset: str
+    data_root: Path
+    preset: str
+    seed: int = 0
+    batch_size: int = 32
+    num_workers: int = 0
+    clip_weights: str | None = None
+    vae_checkpoint: Path | None = None
+    eval_samples: int = 256
+    synthetic_samples: int = 2000
+    latent_views: int = 4
+    augment: bool = True  # mirror and person swaps of the training pairs (InterHuman layout)
+    max_frames: int | None = None  # crop length; None: the dataset's own (300 InterHuman, 150 InterX)
+    vae_kind: str | None = None  # ablation: "dhvae" or "flat" instead of the preset's
+    w_tri: float | None = None  # ablation: triplet-loss weight instead of the preset's (0 turns it off)
+
+    def __post_init__(self):
+        if self.dataset not in DATASETS:
+            raise ValueError(f"--dataset must be one of {DATASETS}, got {self.dataset!r}")
+        counts = {"--batch-size": self.batch_size, "--eval-samples": self.eval_samples,
+                  "--latent-views": self.latent_views, "--synthetic-samples": self.synthetic_samples}
+        bad = {flag: value for flag, value in counts.items() if value < 1}
+        if bad:
+            raise ValueError(f"these options must be >= 1: {bad}")
+
+
+def representation_of(dataset: str, data_root: Path | None = None) -> MotionRepresentation:
+    """The features' normalizer and maps; InterHuman-layout folders may bring their own statistics."""
+    if dataset == "interx":
+        # InterX features hold SMPL-X rotations only; joints would need the body model.
+        return MotionRepresentation(interx_normalizer(), to_joints=None, translate=None)
+    normalizer = interhuman_normalizer() if data_root is None else dataset_normalizer(data_root)
+    return MotionRepresentation(normalizer, to_joints=features_to_joints, translate=translate_features)
+
+
+def ensure_synthetic_dataset(options: StageOptions, context: ProcessContext) -> None:
+    """``--dataset synthetic`` with a missing --data-root: rank 0 generates it there first."""
+    if options.dataset != "synthetic" or options.data_root.exists():
+        return
+    if context.is_main:
+        log.info("%s does not exist: generating %d procedural samples there (seed %d)",
+                 options.data_root, options.synthetic_samples, options.seed)
+        subprocess.run([sys.executable, "-m", "training.data.synthetic", "--out", str(options.data_root),
+                        "--n", str(options.synthetic_samples), "--seed", str(options.seed)], check=True)
+    barrier(context)
+
+
+def open_dataset(options: StageOptions, split: str, seed: int, augment: bool | None = None):
+    """The dataset of ``split``; augmentation (mirror, person swaps) follows ``options.augment``
+    on the train split unless ``augment`` says otherwise. Crops are always random."""
+    lengths = {} if options.max_frames is None else {"max_len": options.max_frames}
+    if options.dataset == "interx":
+        return InterXDataset(options.data_root, split=split, seed=seed, **lengths)
+    augment = options.augment and split == "train" if augment is None else augment
+    return InterHumanDataset(options.data_root, split=split, seed=seed, mirror=augment, swap_persons=augment,
+                             **lengths)
+
+
+def open_held_out(options: StageOptions):
+    """The first held-out split present (val, else test), without augmentation, fixed crops."""
+    missing = []
+    for split in HELD_OUT_SPLITS:
+        try:
+            return open_dataset(options, split, EVALUATION_SEED, augment=False)
+        except FileNotFoundError as error:
+            missing.append(str(error))
+    raise FileNotFoundError(f"no held-out split in {options.data_root}: {'; '.join(missing)}")
+
+
+def trim_padding(batch: dict, device) -> tuple:
+    """(motion, mask) on ``device``, cut after the batch's longest sequence: the loaders pad
+    to the dataset's max_len, and attention over frames that are masked anyway costs time."""
+    longest = int(batch["lengths"].max())
+    return batch["motion"][:, :longest].to(device), batch["mask"][:, :longest].to(device)
+
+
+def pair_data(options: StageOptions, context: ProcessContext) -> tuple:
+    """(training loader, held-out dataset) of a stage that trains on motion pairs; only rank 0
+    evaluates, so the other ranks get None for the held-out part."""
+    train_set = open_dataset(options, "train", seed=options.seed + context.rank)
+    loader = make_loader(train_set, options.batch_size, shuffle=True, seed=options.seed,
+                         num_workers=options.num_workers, distributed=context.distributed)
+    return loader, open_held_out(options) if context.is_main else None
+
+
+def evaluation_loader(dataset, options: StageOptions):
+    """The first ``eval_samples`` held-out items in order (same crops at every evaluation)."""
+    dataset.reseed(EVALUATION_SEED)
+    count = min(len(dataset), options.eval_samples)
+    subset = dataset if count == len(dataset) else Subset(dataset, range(count))
+    return make_loader(subset, options.batch_size, shuffle=False, seed=EVALUATION_SEED)

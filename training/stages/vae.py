@@ -1,0 +1,82 @@
+"""Stage 1: train the motion VAE (reconstruction + KL + joints + interaction triplet).
+
+The checkpoint holds the whole model bundle (denoiser and text encoder still at their
+initialization) with stage "vae" and unit latent scales; the denoiser stage replaces both.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dhvae_sdk.checkpoint import save_checkpoint
+from dhvae_sdk.evaluation.reconstruction import ReconstructionErrors
+from dhvae_sdk.models import GROUPS, MotionVAE, build_model, get_preset
+from training.losses import MotionRepresentation, joints_of, vae_losses
+from training.runtime import ProcessContext
+from training.stages.common import (
+    StageOptions, evaluation_loader, pair_data, representation_of, trim_padding,
+)
+
+
+class VAEObjective(nn.Module):
+    """batch -> the stage-1 losses; one module so DistributedDataParallel sees one forward."""
+
+    def __init__(self, vae: MotionVAE, representation: MotionRepresentation, loss_config):
+        super().__init__()
+        self.vae = vae
+        self.representation = representation
+        self.loss_config = loss_config
+
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        motion, mask = trim_padding(batch, next(self.vae.parameters()).device)
+        return vae_losses(self.vae, motion, mask, self.representation, self.loss_config)
+
+
+@torch.no_grad()
+def reconstruction_metrics(vae: MotionVAE, loader, representation: MotionRepresentation) -> dict[str, float]:
+    """Held-out reconstruction through the posterior means: L1 on normalized features and, when
+    the representation has joints, MPJPE in metres (both persons, real frames only)."""
+    device = next(vae.parameters()).device
+    vae.eval()
+    errors = ReconstructionErrors()
+    for batch in loader:
+        motion, mask = trim_padding(batch, device)
+        posterior = vae.encode(motion[:, :, 0], motion[:, :, 1], mask)
+        recon = torch.stack(vae.decode(posterior.mean, mask), dim=2)
+        errors.add_features(recon.cpu().numpy(), motion.cpu().numpy(), mask.cpu().numpy())
+        if representation.to_joints is not None:
+            errors.add_joints(joints_of(recon, representation).cpu().numpy(),
+                              joints_of(motion, representation).cpu().numpy(), mask.cpu().numpy())
+    metrics = {"feature_l1": errors.feature_l1}
+    if representation.to_joints is not None:
+        metrics["mpjpe_m"] = errors.mpjpe
+    return metrics
+
+
+class VAEStage:
+    name = "vae"
+    checkpoint_name = "checkpoint.safetensors"
+
+    def __init__(self, options: StageOptions, context: ProcessContext):
+        config = get_preset(options.preset, options.dataset)
+        config.text.clip_weights = options.clip_weights
+        if options.vae_kind is not None:
+            config.vae.kind = options.vae_kind
+        if options.w_tri is not None:
+            config.loss.w_tri = options.w_tri
+        self.options = options
+        self.model = build_model(config)
+        self.representation = representation_of(options.dataset, options.data_root)
+        self.module = VAEObjective(self.model.vae, self.representation, config.loss)
+        self.loader, self.held_out = pair_data(options, context)
+
+    def evaluate(self) -> dict[str, float]:
+        return reconstruction_metrics(self.model.vae, evaluation_loader(self.held_out, self.options),
+                                      self.representation)
+
+    def save_checkpoint(self, path: Path) -> None:
+        normalizer = self.representation.normalizer
+        save_checkpoint(path, self.model, feature_mean=normalizer.mean, feature_std=normalizer.std,
+                        latent_scales=torch.ones(len(GROUPS)), stage="vae")
