@@ -7,6 +7,9 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # reading the umask means setting it; put it back at once
+
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
@@ -22,6 +25,7 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(handle)
     temp_path = Path(temp_name)
+    temp_path.chmod(0o666 & ~_UMASK)  # mkstemp makes it private; the result is an ordinary user file
     try:
         yield temp_path
         os.replace(temp_path, path)

@@ -219,7 +219,7 @@ def test_evaluator_ranks_matched_text_motion_pairs(tmp_path):
 
     evaluator = load_evaluator(out / "evaluator.ckpt").model
     test_set = InterHumanDataset(data, split="test", max_len=60, seed=0, mirror=False, swap_persons=False)
-    normalizer = representation_of("synthetic").normalizer
+    normalizer = representation_of("synthetic", data).normalizer  # the dataset's own statistics
     with torch.no_grad():
         batch = next(iter(make_loader(test_set, len(test_set), shuffle=False, seed=0)))
         motion, mask = raw_motion(batch, normalizer, "cpu")
