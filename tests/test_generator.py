@@ -253,3 +253,13 @@ def test_repeated_generation_does_not_grow_memory(ort_gen):
         ort_gen.generate("they spin", frames=20, steps=5, seed=seed)
     grown = _rss_bytes() - before
     assert grown < 20 * 2 ** 20, f"RSS grew by {grown / 2 ** 20:.1f} MiB over 200 generations"
+
+
+def test_the_embedded_demo_model_generates_offline():
+    gen = Generator.from_pretrained()
+    assert gen.backend.name == "torch"
+    first, again = (gen.generate("two people shake hands", frames=45, steps=5, seed=7)[0] for _ in range(2))
+    assert first.joints.shape == (45, 2, 22, 3) and np.isfinite(first.joints).all()
+    np.testing.assert_array_equal(first.joints, again.joints)
+    heights = first.joints[..., 15, 1] - first.joints[..., 0, 1]  # head above pelvis: people stand upright
+    assert (heights > 0.2).all(), heights.min()
