@@ -107,15 +107,8 @@ def save_checkpoint(
         "stage": stage,
         "created_by": _package_version(),
     }
-    with atomic_output(path) as temporary:
+    with atomic_output(path, durable=True) as temporary:
         save_file(tensors, temporary, metadata=metadata)
-        with open(temporary, "rb") as file:
-            os.fsync(file.fileno())
-    directory_fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(directory_fd)
-    finally:
-        os.close(directory_fd)
 
 
 def read_checkpoint_config(path: str | os.PathLike) -> tuple[DHVAEConfig, dict[str, str]]:

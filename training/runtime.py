@@ -104,24 +104,11 @@ def gather_rng_states(context: ProcessContext) -> list[dict]:
     return gathered
 
 
-def fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     """Writes ``obj`` so that ``path`` always holds either the old or the new complete file,
-    also across a power loss (fsync of the file before the rename, of the folder after)."""
-    path = Path(path)
-    with atomic_output(path) as temp_path:
-        with open(temp_path, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-    fsync_directory(path.parent)
+    also across a power loss."""
+    with atomic_output(path, durable=True) as temp_path:
+        torch.save(obj, temp_path)
 
 
 def atomic_write_json(path: str | os.PathLike, data) -> None:

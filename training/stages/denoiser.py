@@ -28,7 +28,7 @@ from dhvae_sdk.manifest import file_sha256
 from dhvae_sdk.models import DenoiserConfig, DHVAEModel, split_groups, scale_latents, tokenize
 from dhvae_sdk.sampling import DDIMScheduler
 from training.data import make_loader
-from training.runtime import ProcessContext, barrier, fsync_directory
+from training.runtime import ProcessContext, barrier
 from training.stages.common import EVALUATION_SEED, StageOptions, open_dataset, open_held_out, trim_padding
 
 CACHE_FILE = "latents.safetensors"
@@ -68,14 +68,13 @@ def cached_latents(path: Path, key: dict, compute) -> tuple[torch.Tensor, list[s
                 metadata = file.metadata() or {}
                 if metadata.get("key") == key_text:
                     return file.get_tensor("latents"), json.loads(metadata["texts"])
+            log.info("latent cache %s was made from other inputs; rebuilding it", path)
         except Exception as error:  # a damaged cache is simply rebuilt
             log.warning("latent cache %s is unreadable (%s); rebuilding it", path, error)
-        log.info("latent cache %s was made from other inputs; rebuilding it", path)
     latents, texts = compute()
-    with atomic_output(path) as temp_path:
+    with atomic_output(path, durable=True) as temp_path:
         save_file({"latents": latents.contiguous()}, str(temp_path),
                   metadata={"key": key_text, "texts": json.dumps(texts)})
-    fsync_directory(path.parent)
     return latents, texts
 
 
