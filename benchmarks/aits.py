@@ -5,11 +5,14 @@
 One sentence, batch 1, ``--steps`` DDIM steps (50) with guidance, ``--frames`` frames (210).
 AITS = sampling loop (modulation table + steps) + VAE decoding; the text encoder is timed on
 its own. Random weights time the same as trained ones (no layer is skipped or sparse).
+ONNX Runtime runs the ``--onnx-precision`` export (default int8, the CPU deployment format of
+``export/to_onnx.py --int8``; fp32 for the full-precision graphs); TensorRT runs fp32 engines.
 
 Memory floor: each step reads the step's weights once (the conditional and unconditional
 rows share one call; the modulation heads run before the loop), so the loop cannot be faster
-than steps x step-weight bytes / memory read bandwidth. The bandwidth is measured here by
-summing a buffer far larger than the caches with all threads.
+than steps x step-weight bytes / memory read bandwidth, with the bytes of the weights that
+backend reads (fp32 parameters for torch, the sampler-step graph's initializers for ONNX).
+The bandwidth is measured here by summing a buffer far larger than the caches with all threads.
 """
 from __future__ import annotations
 
@@ -26,10 +29,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script from a source tree
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import onnx
 import torch
 
 from dhvae_sdk.checkpoint import save_checkpoint
-from dhvae_sdk.manifest import is_model_directory
+from dhvae_sdk.manifest import is_model_directory, read_manifest
 from dhvae_sdk.models import PRESETS, build_model, count_parameters, get_preset, tokenize
 from dhvae_sdk.runtime import BackendUnavailableError
 from dhvae_sdk.runtime.base import Backend
@@ -59,6 +63,10 @@ def random_checkpoint(preset: str, path: Path) -> Path:
 def step_weight_bytes(model) -> int:
     return sum(p.numel() * p.element_size() for name, p in model.denoiser.named_parameters()
                if not any(part in name for part in OUTSIDE_LOOP))
+
+
+def graph_weight_bytes(path: Path) -> int:
+    return sum(onnx.numpy_helper.to_array(tensor).nbytes for tensor in onnx.load(str(path)).graph.initializer)
 
 
 def read_bandwidth(megabytes: int = 1024) -> float:
@@ -105,7 +113,6 @@ def open_backend(name: str, checkpoint: Path, model_dir: Path, threads: int | No
         from dhvae_sdk.runtime.onnx_backend import OnnxRuntimeBackend
 
         return OnnxRuntimeBackend.from_directory(model_dir, threads=threads)
-    from dhvae_sdk.manifest import read_manifest
     from dhvae_sdk.runtime.tensorrt_backend import TensorRTBackend, unavailable_reason
 
     manifest = read_manifest(model_dir)
@@ -125,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--frames", type=int, default=210)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--onnx-precision", choices=("fp32", "int8"), default="int8",
+                        help="the export ONNX Runtime runs (TensorRT always builds from fp32)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch and ONNX Runtime (default: theirs)")
     parser.add_argument("--workdir", type=Path, help="keep the checkpoint and ONNX export here (reused when present)")
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -135,25 +144,28 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.checkpoint or workdir / f"{args.preset}-random.safetensors"
     if args.random_init and not checkpoint.is_file():
         random_checkpoint(args.preset, checkpoint)
-    model_dir = workdir / f"{checkpoint.stem}-onnx"
     names = BACKENDS if args.backend == "all" else (args.backend,)
-    if any(name != "torch" for name in names) and not is_model_directory(model_dir):
-        print(f"exporting to {model_dir} ...", file=sys.stderr)
-        export_model(checkpoint, model_dir)
+    model_dirs = {"onnxruntime": workdir / f"{checkpoint.stem}-onnx-{args.onnx_precision}",
+                  "tensorrt": workdir / f"{checkpoint.stem}-onnx-fp32"}
+    for name in names:
+        if name != "torch" and not is_model_directory(model_dirs[name]):
+            print(f"exporting to {model_dirs[name]} ...", file=sys.stderr)
+            export_model(checkpoint, model_dirs[name], precision=model_dirs[name].name.rsplit("-", 1)[1])
 
     model = build_model(get_preset(args.preset) if args.random_init else _config_of(checkpoint))
-    weight_bytes = step_weight_bytes(model)
     bandwidth = read_bandwidth()
-    floor = weight_bytes * args.steps / bandwidth
     results, skipped = {}, {}
     for name in names:
         try:
-            backend = open_backend(name, checkpoint, model_dir, args.threads)
+            backend = open_backend(name, checkpoint, model_dirs.get(name), args.threads)
         except BackendUnavailableError as error:
             skipped[name] = str(error).split(";")[0]
             continue
         results[name] = time_backend(backend, args.steps, args.frames, args.repeats)
-        results[name]["loop_vs_floor"] = results[name]["loop_s"] / floor
+        weight_bytes = (step_weight_bytes(model) if name == "torch"
+                        else graph_weight_bytes(read_manifest(model_dirs[name]).file_path("sampler_step")))
+        floor = weight_bytes * args.steps / bandwidth
+        results[name].update(step_weight_bytes=weight_bytes, floor_s=floor, loop_vs_floor=results[name]["loop_s"] / floor)
         del backend
     if "torch" in results:
         for entry in results.values():
@@ -163,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "backends": results,
         "skipped": skipped,
         "params": count_parameters(model),
-        "memory_floor": {"step_weight_bytes": weight_bytes, "read_bandwidth_gb_s": bandwidth / 1e9, "floor_s": floor},
+        "read_bandwidth_gb_s": bandwidth / 1e9,
         "setup": {"preset": args.preset, "steps": args.steps, "frames": args.frames, "batch": 1,
                   "threads": args.threads or "default", "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine()},
     }
@@ -180,19 +192,18 @@ def _config_of(checkpoint: Path):
 
 
 def _print_table(report: dict) -> None:
-    floor = report["memory_floor"]
     setup = report["setup"]
     print(f"AITS, preset {setup['preset']}: {setup['steps']} DDIM steps, {setup['frames']} frames, batch 1, "
           f"{setup['cpus']} CPUs; parameters {report['params']['total'] / 1e6:.1f}M "
           f"(denoiser {report['params']['denoiser'] / 1e6:.1f}M)")
-    print(f"memory floor: {floor['step_weight_bytes'] / 1e6:.1f} MB read per step x {setup['steps']} steps / "
-          f"{floor['read_bandwidth_gb_s']:.1f} GB/s = {floor['floor_s']:.3f} s")
-    print(f"{'backend':12s} {'AITS s':>8s} {'loop s':>8s} {'decode s':>9s} {'ms/step':>8s} {'loop/floor':>10s} "
-          f"{'vs torch':>9s} {'text enc s':>10s}")
+    print(f"memory floor: MB read per step x {setup['steps']} steps / {report['read_bandwidth_gb_s']:.1f} GB/s")
+    print(f"{'backend':12s} {'AITS s':>8s} {'loop s':>8s} {'decode s':>9s} {'ms/step':>8s} {'MB/step':>8s} "
+          f"{'floor s':>8s} {'loop/floor':>10s} {'vs torch':>9s} {'text enc s':>10s}  device")
     for name, entry in report["backends"].items():
         print(f"{name:12s} {entry['aits_s']:8.3f} {entry['loop_s']:8.3f} {entry['decode_s']:9.3f} "
-              f"{entry['per_step_ms']:8.2f} {entry['loop_vs_floor']:9.2f}x {entry.get('speedup_vs_torch', float('nan')):8.2f}x "
-              f"{entry['text_encoder_s']:10.3f}")
+              f"{entry['per_step_ms']:8.2f} {entry['step_weight_bytes'] / 1e6:8.1f} {entry['floor_s']:8.3f} "
+              f"{entry['loop_vs_floor']:9.2f}x {entry.get('speedup_vs_torch', float('nan')):8.2f}x "
+              f"{entry['text_encoder_s']:10.3f}  {entry['device']}")
     for name, why in report["skipped"].items():
         print(f"{name:12s} skipped: {why}")
 

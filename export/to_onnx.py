@@ -1,11 +1,17 @@
 """Export a training checkpoint to an ONNX model directory and check it against PyTorch.
 
-    python export/to_onnx.py CHECKPOINT --out MODEL_DIR [--fp16]
+    python export/to_onnx.py CHECKPOINT --out MODEL_DIR [--fp16 | --int8]
 
 Writes one graph per ``export.descriptors.DESCRIPTORS`` entry (dynamo exporter, opset 20,
 dynamic batch, frames and steps) and ``manifest.json``. Every graph is run with ONNX Runtime
 on inputs of other sizes than the export's and compared with the PyTorch wrapper: the largest
-difference must stay within 1e-4 (fp32) or 5e-3 (fp16, converted with keep_io_types). The
+difference must stay within 1e-4 (fp32) or 5e-3 (fp16, converted with keep_io_types).
+
+``--int8`` is the CPU deployment format: the graphs that run per step or per frame (the
+sampler step and the decoder) get 8-bit weights in blocks of 32 with one fp32 scale each
+(ONNX Runtime's MatMulNBits, int8 dot products), the rest stays fp32. A step then reads a
+quarter of the fp32 bytes, which is what bounds the sampling loop on a CPU; those two graphs
+are held to 5e-2. TensorRT cannot build these graphs (MatMulNBits is ONNX Runtime's own op). The
 directory is built next to MODEL_DIR and renamed into place only when every check passed; on
 any failure the command names the file and the error and exits with status 1.
 """
@@ -34,7 +40,10 @@ from dhvae_sdk.manifest import (
 )
 from export.descriptors import CHECK_SHAPES, DESCRIPTORS, EXPORT_SHAPE, OPSET, GraphDescriptor
 
-TOLERANCE = {"fp32": 1e-4, "fp16": 5e-3}
+PRECISIONS = ("fp32", "fp16", "int8")
+TOLERANCE = {"fp32": 1e-4, "fp16": 5e-3, "int8": 5e-2}
+INT8_GRAPHS = ("sampler_step", "decoder")
+INT8_BLOCK = 32
 log = logging.getLogger("dhvae.export")
 
 
@@ -49,14 +58,15 @@ class GraphReport:
     max_error: float
 
 
-def export_model(checkpoint_path: Path, out_dir: Path, fp16: bool = False) -> list[GraphReport]:
+def export_model(checkpoint_path: Path, out_dir: Path, precision: str = "fp32") -> list[GraphReport]:
     """Writes the model directory ``out_dir`` atomically and returns each graph's parity error."""
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     out_dir = Path(out_dir)
     if out_dir.exists() and not is_model_directory(out_dir) and any(out_dir.iterdir()):
         raise ExportError(f"{out_dir} exists and is not a dhvae model directory; choose another --out or empty it")
     checkpoint = load_checkpoint(checkpoint_path, device="cpu")
     model = checkpoint.model.float().eval()
-    precision = "fp16" if fp16 else "fp32"
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; a model directory is meant to be shared
@@ -81,6 +91,8 @@ def export_model(checkpoint_path: Path, out_dir: Path, fp16: bool = False) -> li
 
 
 def _export_graph(descriptor: GraphDescriptor, model, latent_scales, directory: Path, precision: str) -> GraphReport:
+    if precision == "int8" and descriptor.role not in INT8_GRAPHS:
+        precision = "fp32"
     path = directory / descriptor.file_name
     wrapper = descriptor.build(model, latent_scales).eval()
     sample = tuple(torch.from_numpy(array) for array in descriptor.sample(model.config, EXPORT_SHAPE))
@@ -98,12 +110,26 @@ def _export_graph(descriptor: GraphDescriptor, model, latent_scales, directory: 
             converted = convert_float_to_float16(onnx.load(str(path)), keep_io_types=True)
             _sort_topologically(converted.graph)
             onnx.save(converted, str(path))
+        elif precision == "int8":
+            _quantize_weights_int8(path)
         onnx.checker.check_model(str(path))
     except Exception as error:  # the exporter raises many types; all end the export the same way
         raise ExportError(f"exporting {path.name} failed: {type(error).__name__}: {error}") from error
     max_error = _check_graph(descriptor, model, wrapper, path, precision)
     log.info("%s: %.1f MB, max |onnxruntime - torch| = %.2e", path.name, path.stat().st_size / 1e6, max_error)
     return GraphReport(descriptor.role, path, max_error)
+
+
+def _quantize_weights_int8(path: Path) -> None:
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    # accuracy_level 4: the activations are quantized to int8 per block as well, so the dot
+    # products run as int8 (VNNI where the CPU has it) instead of dequantizing every weight.
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(path)), bits=8, block_size=INT8_BLOCK, is_symmetric=True,
+                                     accuracy_level=4)
+    logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)
+    quantizer.process()
+    onnx.save(quantizer.model.model, str(path))
 
 
 def _sort_topologically(graph: onnx.GraphProto) -> None:
@@ -162,11 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="training checkpoint (.safetensors)")
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
-    parser.add_argument("--fp16", action="store_true", help="fp16 weights and compute, fp32 inputs and outputs")
+    precision = parser.add_mutually_exclusive_group()
+    precision.add_argument("--fp16", action="store_true", help="fp16 weights and compute, fp32 inputs and outputs")
+    precision.add_argument("--int8", action="store_true",
+                           help="8-bit weights in the sampler step and the decoder (fast on CPUs; not for TensorRT)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        reports = export_model(args.checkpoint, args.out, fp16=args.fp16)
+        reports = export_model(args.checkpoint, args.out, precision="fp16" if args.fp16 else "int8" if args.int8 else "fp32")
     except (ExportError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -53,7 +53,7 @@ def model_directory(source: Path, fp16: bool) -> Path:
     from export.to_onnx import export_model
 
     target = source.with_name(f"{source.stem}-onnx-{precision}")
-    export_model(source, target, fp16=fp16)
+    export_model(source, target, precision=precision)
     return target
 
 

@@ -38,7 +38,13 @@ def exported(checkpoint, tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported_fp16(checkpoint, tmp_path_factory):
     directory = tmp_path_factory.mktemp("fp16") / "model"
-    return directory, to_onnx.export_model(checkpoint, directory, fp16=True)
+    return directory, to_onnx.export_model(checkpoint, directory, precision="fp16")
+
+
+@pytest.fixture(scope="module")
+def exported_int8(checkpoint, tmp_path_factory):
+    directory = tmp_path_factory.mktemp("int8") / "model"
+    return directory, to_onnx.export_model(checkpoint, directory, precision="int8")
 
 
 def test_every_graph_matches_pytorch_within_fp32_tolerance(exported):
@@ -55,10 +61,44 @@ def test_fp16_graphs_store_fp16_weights_keep_fp32_io_and_stay_within_tolerance(e
     for report in reports:
         assert 0.0 < report.max_error <= 5e-3, report
         graph = onnx.load(str(report.path)).graph
-        weights = [w for w in graph.initializer if np.prod(w.dims) >= 1024]
+        floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+        weights = [w for w in graph.initializer if np.prod(w.dims) >= 1024 and w.data_type in floats]
         assert weights and all(w.data_type == onnx.TensorProto.FLOAT16 for w in weights), report.path.name
         assert all(i.type.tensor_type.elem_type != onnx.TensorProto.FLOAT16 for i in graph.input)
         assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in graph.output)
+
+
+def test_int8_quantizes_the_step_and_decoder_weights_and_keeps_the_other_graphs_fp32(exported, exported_int8):
+    directory, reports = exported_int8
+    fp32_sizes = {report.role: report.path.stat().st_size for report in exported[1]}
+    assert read_manifest(directory).precision == "int8"
+    for report in reports:
+        ops = {node.op_type for node in onnx.load(str(report.path)).graph.node}
+        if report.role in to_onnx.INT8_GRAPHS:
+            assert "MatMulNBits" in ops, report.role
+            # Matmul weights take 8 bits plus a scale per 32 (0.28 of fp32); tables and norms stay fp32.
+            assert report.path.stat().st_size < 0.6 * fp32_sizes[report.role], report.role
+            assert 1e-4 < report.max_error <= to_onnx.TOLERANCE["int8"], report
+        else:
+            assert "MatMulNBits" not in ops and report.max_error <= to_onnx.TOLERANCE["fp32"], report
+
+
+def test_int8_sampling_and_decoding_stay_close_to_pytorch(checkpoint, exported_int8):
+    reference = TorchBackend.from_checkpoint(checkpoint, "cpu")
+    graphs = OnnxRuntimeBackend.from_directory(exported_int8[0])
+    text = np.random.default_rng(1).standard_normal((4, reference.config.denoiser.width)).astype(np.float32)
+    expected = reference.decode(reference.sample(text, 20, 3.5, NumpyOps.from_seed(2)), 60)
+    actual = graphs.decode(graphs.sample(text, 20, 3.5, NumpyOps.from_seed(2)), 60)
+    error = np.abs(actual - expected)
+    assert error.mean() < 0.02 * np.abs(expected).mean() and error.max() < 0.2, (error.mean(), error.max())
+
+
+def test_tensorrt_refuses_an_int8_directory_and_names_the_fix(exported_int8):
+    from dhvae_sdk.manifest import ModelFormatError
+    from export.to_trt import model_directory
+
+    with pytest.raises(ModelFormatError, match=r"holds int8 graphs.*export a fp32 model"):
+        model_directory(exported_int8[0], fp16=False)
 
 
 def test_graphs_use_opset_18_or_newer_with_dynamic_batch_and_length(exported):

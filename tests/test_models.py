@@ -362,3 +362,15 @@ def test_preset_parameter_counts():
     assert 50e6 <= totals["paper"] <= 62e6
     assert 5e6 <= totals["small"] <= 10e6
     assert 1e6 <= totals["tiny"] <= 5e6
+
+
+def test_the_exported_attention_equals_scaled_dot_product_attention():
+    from dhvae_sdk.models.layers import _explicit_attention
+
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(2, 4, 7, 8, generator=generator) for _ in range(3))
+    key_mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])[:, None, None, :]
+    causal = torch.ones(7, 7, dtype=torch.bool).tril()
+    for mask in (None, key_mask, key_mask & causal):
+        expected = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask)
+        torch.testing.assert_close(_explicit_attention(query, key, value, mask), expected, rtol=1e-5, atol=1e-6)

@@ -71,8 +71,7 @@ class Attention(nn.Module):
         self.out = nn.Linear(width, width)
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        batch, length, width = x.shape
-        return x.view(batch, length, self.heads, width // self.heads).transpose(1, 2)
+        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
 
     def forward(
         self,
@@ -89,8 +88,20 @@ class Attention(nn.Module):
             attention_mask = order if attention_mask is None else attention_mask & order
         # No dropout on the attention weights: on CPU it forces SDPA's unfused path, ~10x slower
         # (0.03 s -> 0.3 s forward at batch 32 x 300 frames); the residual dropouts regularize.
-        attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
+        if torch.onnx.is_in_onnx_export():
+            attended = _explicit_attention(query, key, value, attention_mask)
+        else:
+            attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
         return self.out(attended.transpose(1, 2).flatten(2))
+
+
+def _explicit_attention(query, key, value, attention_mask):
+    """``scaled_dot_product_attention`` spelled out: the ONNX exporter's own decomposition of it
+    adds a dozen shape nodes per call, a third of the denoiser step graph's nodes."""
+    scores = (query * query.shape[-1] ** -0.5) @ key.transpose(-2, -1)
+    if attention_mask is not None:
+        scores = scores.masked_fill(~attention_mask, float("-inf"))
+    return scores.softmax(dim=-1) @ value
 
 
 class FeedForward(nn.Sequential):
