@@ -66,16 +66,23 @@ def _generate(args) -> int:
 
     generator = Generator.from_pretrained(args.model, backend=args.backend, device=args.device)
     print(f"dhvae: {generator.backend.describe()} ({generator.reason})", file=sys.stderr)
-    with tqdm(desc="denoising", unit="step", file=sys.stderr) as bar:
-        def progress(step: int, total: int) -> None:
-            if step == 0:
-                bar.reset(total=total)
-            bar.update(1)
+    bars = []  # opened by the first step, so that input errors print without a bar
 
+    def progress(step: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(desc="denoising", unit="step", total=total, file=sys.stderr))
+        elif step == 0:
+            bars[0].reset(total=total)
+        bars[0].update(1)
+
+    try:
         motions = generator.generate(
             args.texts, seconds=args.seconds, frames=args.frames, num_samples=args.num_samples,
             seed=args.seed, guidance=args.guidance, steps=args.steps, progress=progress,
         )
+    finally:
+        for bar in bars:
+            bar.close()
     for index, motion in enumerate(motions):
         path = args.output if len(motions) == 1 else args.output.with_name(f"{args.output.stem}_{index}{suffix}")
         written = _save(motion, path, suffix)

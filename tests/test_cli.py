@@ -68,8 +68,10 @@ def test_generate_gif(checkpoint, tmp_path):
 def test_errors_are_one_clear_line_and_exit_status_1(checkpoint, tmp_path, capsys, args, message):
     args = [a.format(tmp=tmp_path, ckpt=checkpoint) for a in args]
     assert main(args) == 1
-    error_lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("dhvae: error:")]
+    err = capsys.readouterr().err
+    error_lines = [line for line in err.splitlines() if line.startswith("dhvae: error:")]
     assert len(error_lines) == 1 and message in error_lines[0]
+    assert "denoising" not in err  # no progress bar opens for input that never reaches the loop
     assert not list(tmp_path.glob("o*.npz"))
 
 
