@@ -78,7 +78,7 @@ def test_int8_quantizes_the_step_and_decoder_weights_and_keeps_the_other_graphs_
             assert "MatMulNBits" in ops, report.role
             # Matmul weights take 8 bits plus a scale per 32 (0.28 of fp32); tables and norms stay fp32.
             assert report.path.stat().st_size < 0.6 * fp32_sizes[report.role], report.role
-            assert 1e-4 < report.max_error <= to_onnx.TOLERANCE["int8"], report
+            assert 1e-4 < report.max_error and 1e-4 < report.relative_rms <= to_onnx.INT8_RELATIVE_RMS, report
         else:
             assert "MatMulNBits" not in ops and report.max_error <= to_onnx.TOLERANCE["fp32"], report
 
@@ -145,6 +145,14 @@ def test_a_parity_failure_fails_loudly_and_leaves_no_directory(checkpoint, tmp_p
     monkeypatch.setattr(to_onnx, "DESCRIPTORS", DESCRIPTORS[3:4])  # the decoder alone keeps this fast
     with pytest.raises(to_onnx.ExportError, match=r"decoder.onnx differs from PyTorch by .* tolerance"):
         to_onnx.export_model(checkpoint, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_int8_graph_beyond_its_relative_bound_fails_loudly(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(to_onnx, "INT8_RELATIVE_RMS", 1e-6)
+    monkeypatch.setattr(to_onnx, "DESCRIPTORS", DESCRIPTORS[3:4])
+    with pytest.raises(to_onnx.ExportError, match=r"decoder.onnx differs from PyTorch by a relative RMS .* export it in fp32"):
+        to_onnx.export_model(checkpoint, tmp_path / "out", precision="int8")
     assert list(tmp_path.iterdir()) == []
 
 
