@@ -102,6 +102,18 @@ def time_backend(backend: Backend, steps: int, frames: int, repeats: int) -> dic
             "per_step_ms": 1e3 * statistics.median(loop) / steps, "repeats": repeats, "device": backend.describe()}
 
 
+def prepare_model_directory(name: str, checkpoint: Path, model_dir: Path) -> None:
+    """Exports ``model_dir`` unless it exists; first checks that TensorRT could run it at all."""
+    if name == "tensorrt":
+        from dhvae_sdk.runtime.engine import import_tensorrt, require_cuda
+
+        import_tensorrt()
+        require_cuda()
+    if not is_model_directory(model_dir):
+        print(f"exporting to {model_dir} ...", file=sys.stderr)
+        export_model(checkpoint, model_dir, precision=model_dir.name.rsplit("-", 1)[1])
+
+
 def open_backend(name: str, checkpoint: Path, model_dir: Path, threads: int | None) -> Backend:
     if name == "torch":
         from dhvae_sdk.runtime.torch_backend import TorchBackend
@@ -147,16 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     names = BACKENDS if args.backend == "all" else (args.backend,)
     model_dirs = {"onnxruntime": workdir / f"{checkpoint.stem}-onnx-{args.onnx_precision}",
                   "tensorrt": workdir / f"{checkpoint.stem}-onnx-fp32"}
-    for name in names:
-        if name != "torch" and not is_model_directory(model_dirs[name]):
-            print(f"exporting to {model_dirs[name]} ...", file=sys.stderr)
-            export_model(checkpoint, model_dirs[name], precision=model_dirs[name].name.rsplit("-", 1)[1])
-
     model = build_model(get_preset(args.preset) if args.random_init else _config_of(checkpoint))
     bandwidth = read_bandwidth()
     results, skipped = {}, {}
     for name in names:
         try:
+            if name != "torch":
+                prepare_model_directory(name, checkpoint, model_dirs[name])
             backend = open_backend(name, checkpoint, model_dirs.get(name), args.threads)
         except BackendUnavailableError as error:
             skipped[name] = str(error).split(";")[0]
