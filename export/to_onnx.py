@@ -12,8 +12,10 @@ sampler step and the decoder) get 8-bit weights in blocks of 32 with one fp32 sc
 (ONNX Runtime's MatMulNBits, int8 dot products), the rest stays fp32. A step then reads a
 quarter of the fp32 bytes, which is what bounds the sampling loop on a CPU. Quantization
 error scales with the outputs, so those two graphs are held to a relative bound instead: the
-RMS of the difference at most 3% of the RMS of PyTorch's output. TensorRT cannot build these graphs (MatMulNBits is ONNX Runtime's own op). The
-directory is built next to MODEL_DIR and renamed into place only when every check passed; on
+RMS of the difference at most 3% of the RMS of PyTorch's output. TensorRT cannot build them
+(MatMulNBits is ONNX Runtime's own op).
+
+The directory is built next to MODEL_DIR and renamed into place only when every check passed; on
 any failure the command names the file and the error and exits with status 1.
 """
 from __future__ import annotations
@@ -127,11 +129,11 @@ def _export_graph(descriptor: GraphDescriptor, model, latent_scales, directory: 
 def _quantize_weights_int8(path: Path) -> None:
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)  # it logs every skipped node
     # accuracy_level 4: the activations are quantized to int8 per block as well, so the dot
     # products run as int8 (VNNI where the CPU has it) instead of dequantizing every weight.
     quantizer = MatMulNBitsQuantizer(onnx.load(str(path)), bits=8, block_size=INT8_BLOCK, is_symmetric=True,
                                      accuracy_level=4)
-    logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)
     quantizer.process()
     onnx.save(quantizer.model.model, str(path))
 
@@ -167,9 +169,10 @@ def _check_graph(descriptor: GraphDescriptor, model, wrapper, path: Path, precis
         actual = session.run(None, dict(zip(descriptor.inputs, inputs)))[0]
         if actual.shape != tuple(expected.shape):
             raise ExportError(f"{path.name} returns shape {actual.shape} for {shape}, PyTorch {tuple(expected.shape)}")
-        difference = actual - expected.numpy()
+        expected = expected.numpy()
+        difference = actual - expected
         error = float(np.max(np.abs(difference))) if actual.size else 0.0
-        relative = float(np.sqrt(np.mean(difference ** 2) / max(np.mean(expected.numpy() ** 2), 1e-30))) if actual.size else 0.0
+        relative = float(np.sqrt(np.mean(difference ** 2) / max(np.mean(expected ** 2), 1e-30))) if actual.size else 0.0
         if precision == "int8":
             if not relative <= INT8_RELATIVE_RMS:
                 raise ExportError(
