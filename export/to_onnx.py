@@ -7,13 +7,14 @@ dynamic batch, frames and steps) and ``manifest.json``. Every graph is run with 
 on inputs of other sizes than the export's and compared with the PyTorch wrapper: the largest
 difference must stay within 1e-4 (fp32) or 5e-3 (fp16, converted with keep_io_types).
 
-``--int8`` is the CPU deployment format: the graphs that run per step or per frame (the
-sampler step and the decoder) get 8-bit weights in blocks of 32 with one fp32 scale each
-(ONNX Runtime's MatMulNBits, int8 dot products), the rest stays fp32. A step then reads a
-quarter of the fp32 bytes, which is what bounds the sampling loop on a CPU. Quantization
-error scales with the outputs, so those two graphs are held to a relative bound instead: the
-RMS of the difference at most 3% of the RMS of PyTorch's output. TensorRT cannot build them
-(MatMulNBits is ONNX Runtime's own op).
+``--int8`` is the CPU deployment format: the sampler step, which runs 50 times per sentence
+and reads every weight for a handful of tokens, gets 8-bit weights in blocks of 32 with one
+fp32 scale each (ONNX Runtime's MatMulNBits, int8 dot products); the other graphs stay fp32
+(the decoder is compute-bound and measured no faster in int8, only less exact). A step then
+reads a quarter of the fp32 bytes, which is what bounds the sampling loop on a CPU.
+Quantization error scales with the outputs, so the int8 step is held to a relative bound
+instead: the RMS of the difference at most 3% of the RMS of PyTorch's output. TensorRT cannot
+build it (MatMulNBits is ONNX Runtime's own op).
 
 The directory is built next to MODEL_DIR and renamed into place only when every check passed; on
 any failure the command names the file and the error and exits with status 1.
@@ -46,7 +47,7 @@ from export.descriptors import CHECK_SHAPES, DESCRIPTORS, EXPORT_SHAPE, OPSET, G
 PRECISIONS = ("fp32", "fp16", "int8")
 TOLERANCE = {"fp32": 1e-4, "fp16": 5e-3}
 INT8_RELATIVE_RMS = 0.03
-INT8_GRAPHS = ("sampler_step", "decoder")
+INT8_GRAPHS = ("sampler_step",)
 INT8_BLOCK = 32
 log = logging.getLogger("dhvae.export")
 

@@ -68,7 +68,7 @@ def test_fp16_graphs_store_fp16_weights_keep_fp32_io_and_stay_within_tolerance(e
         assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in graph.output)
 
 
-def test_int8_quantizes_the_step_and_decoder_weights_and_keeps_the_other_graphs_fp32(exported, exported_int8):
+def test_int8_quantizes_the_step_weights_and_keeps_the_other_graphs_fp32(exported, exported_int8):
     directory, reports = exported_int8
     fp32_sizes = {report.role: report.path.stat().st_size for report in exported[1]}
     assert read_manifest(directory).precision == "int8"
@@ -150,8 +150,8 @@ def test_a_parity_failure_fails_loudly_and_leaves_no_directory(checkpoint, tmp_p
 
 def test_an_int8_graph_beyond_its_relative_bound_fails_loudly(checkpoint, tmp_path, monkeypatch):
     monkeypatch.setattr(to_onnx, "INT8_RELATIVE_RMS", 1e-6)
-    monkeypatch.setattr(to_onnx, "DESCRIPTORS", DESCRIPTORS[3:4])
-    with pytest.raises(to_onnx.ExportError, match=r"decoder.onnx differs from PyTorch by a relative RMS .* export it in fp32"):
+    monkeypatch.setattr(to_onnx, "DESCRIPTORS", DESCRIPTORS[2:3])  # the sampler step alone
+    with pytest.raises(to_onnx.ExportError, match=r"sampler_step.onnx differs from PyTorch by a relative RMS .* export it in fp32"):
         to_onnx.export_model(checkpoint, tmp_path / "out", precision="int8")
     assert list(tmp_path.iterdir()) == []
 
