@@ -103,7 +103,8 @@ def time_backend(backend: Backend, steps: int, frames: int, repeats: int) -> dic
 
 
 def prepare_model_directory(name: str, checkpoint: Path, model_dir: Path) -> None:
-    """Exports ``model_dir`` unless it exists; first checks that TensorRT could run it at all."""
+    """Exports ``model_dir`` (and for TensorRT builds its engines) unless they exist; first
+    checks that TensorRT could run here at all."""
     if name == "tensorrt":
         from dhvae_sdk.runtime.engine import import_tensorrt, require_cuda
 
@@ -112,6 +113,13 @@ def prepare_model_directory(name: str, checkpoint: Path, model_dir: Path) -> Non
     if not is_model_directory(model_dir):
         print(f"exporting to {model_dir} ...", file=sys.stderr)
         export_model(checkpoint, model_dir, precision=model_dir.name.rsplit("-", 1)[1])
+    if name == "tensorrt":
+        from dhvae_sdk.runtime.tensorrt_backend import engine_paths
+        from export.to_trt import build_engines
+
+        if not all(path.is_file() for path in engine_paths(model_dir).values()):
+            print(f"building TensorRT engines in {model_dir} ...", file=sys.stderr)
+            build_engines(model_dir)
 
 
 def open_backend(name: str, checkpoint: Path, model_dir: Path, threads: int | None) -> Backend:
