@@ -102,7 +102,7 @@ def time_backend(backend: Backend, steps: int, frames: int, repeats: int) -> dic
             "per_step_ms": 1e3 * statistics.median(loop) / steps, "repeats": repeats, "device": backend.describe()}
 
 
-def prepare_model_directory(name: str, checkpoint: Path, model_dir: Path) -> None:
+def prepare_model_directory(name: str, checkpoint: Path, model_dir: Path, precision: str) -> None:
     """Exports ``model_dir`` (and for TensorRT builds its engines) unless they exist; first
     checks that TensorRT could run here at all."""
     if name == "tensorrt":
@@ -112,7 +112,7 @@ def prepare_model_directory(name: str, checkpoint: Path, model_dir: Path) -> Non
         require_cuda()
     if not is_model_directory(model_dir):
         print(f"exporting to {model_dir} ...", file=sys.stderr)
-        export_model(checkpoint, model_dir, precision=model_dir.name.rsplit("-", 1)[1])
+        export_model(checkpoint, model_dir, precision=precision)
     if name == "tensorrt":
         from dhvae_sdk.runtime.tensorrt_backend import engine_paths
         from export.to_trt import build_engines
@@ -165,15 +165,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.random_init and not checkpoint.is_file():
         random_checkpoint(args.preset, checkpoint)
     names = BACKENDS if args.backend == "all" else (args.backend,)
-    model_dirs = {"onnxruntime": workdir / f"{checkpoint.stem}-onnx-{args.onnx_precision}",
-                  "tensorrt": workdir / f"{checkpoint.stem}-onnx-fp32"}
+    precisions = {"onnxruntime": args.onnx_precision, "tensorrt": "fp32"}
+    model_dirs = {name: workdir / f"{checkpoint.stem}-onnx-{precision}" for name, precision in precisions.items()}
     model = build_model(get_preset(args.preset) if args.random_init else _config_of(checkpoint))
     bandwidth = read_bandwidth()
     results, skipped = {}, {}
     for name in names:
         try:
             if name != "torch":
-                prepare_model_directory(name, checkpoint, model_dirs[name])
+                prepare_model_directory(name, checkpoint, model_dirs[name], precisions[name])
             backend = open_backend(name, checkpoint, model_dirs.get(name), args.threads)
         except BackendUnavailableError as error:
             skipped[name] = str(error).split(";")[0]
