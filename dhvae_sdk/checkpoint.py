@@ -1,8 +1,8 @@
 """Checkpoints: ONE safetensors file that rebuilds the whole model bundle.
 
-Tensors: the ``DHVAEModel`` weights under their module prefixes (``vae.``, ``denoiser.``,
-``text.``; the frozen CLIP tower is left out, its weights come from the file named in
-``config.text.clip_weights``), the feature normalization ``normalizer.mean`` /
+Tensors: every ``DHVAEModel`` weight under its module prefix (``vae.``, ``denoiser.``,
+``text.``; the CLIP text tower included, so the file alone rebuilds the model), the feature
+normalization ``normalizer.mean`` /
 ``normalizer.std``, and ``latent.scales`` [3] (the per-group std of the latents a, b, g;
 ``models.scale_latents`` divides by it).
 Metadata (strings): ``format`` = "dhvae-checkpoint", ``format_version``, ``config`` (the
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
@@ -26,7 +27,9 @@ from .models import DHVAEConfig, DHVAEModel, build_model
 from .models.latent import GROUPS
 
 FORMAT = "dhvae-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 held the retired clean-room architecture; its weights fit no module of today's.
+OLDEST_READABLE_VERSION = 2
 STAGES = ("vae", "denoiser")
 NORMALIZER_MEAN = "normalizer.mean"
 NORMALIZER_STD = "normalizer.std"
@@ -97,7 +100,7 @@ def save_checkpoint(
     clashes = sorted(set(extra) & set(RESERVED_METADATA))
     if clashes or not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
         raise ValueError(f"extra_metadata must map str to str and avoid the reserved keys {clashes or RESERVED_METADATA}")
-    tensors = {key: value.detach().cpu().contiguous() for key, value in model.checkpoint_state_dict().items()}
+    tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     tensors.update({NORMALIZER_MEAN: mean, NORMALIZER_STD: std, LATENT_SCALES: scales})
     metadata = {
         **extra,
@@ -132,6 +135,12 @@ def read_checkpoint_config(path: str | os.PathLike) -> tuple[DHVAEConfig, dict[s
         format_version = int(metadata.get("format_version", ""))
     except ValueError:
         raise CheckpointError(f"{path}: bad format_version {metadata.get('format_version')!r}") from None
+    if format_version < OLDEST_READABLE_VERSION:
+        raise CheckpointError(
+            f"{path} was written by dhvae-sdk before 0.2 (checkpoint format {format_version}) for the "
+            f"retired clean-room architecture, which this version no longer builds; retrain it with "
+            f"`python -m training.main`, or convert the released weights with `python -m dhvae_sdk.convert`"
+        )
     if format_version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path} has checkpoint format version {format_version}, newer than this dhvae-sdk "
@@ -151,23 +160,17 @@ def _describe(keys: set[str]) -> str:
     return ", ".join(listed[:5]) + (f" and {len(listed) - 5} more" if len(listed) > 5 else "")
 
 
-def load_checkpoint(
-    path: str | os.PathLike, device: str | torch.device = "cpu", clip_weights: str | None = None,
-) -> Checkpoint:
-    """Rebuild the model from the file alone (in eval mode, on ``device``).
-    ``clip_weights`` overrides the CLIP weights path recorded in the config."""
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
+    """Rebuild the model from the file alone (in eval mode, on ``device``)."""
     path = os.fspath(path)
     config, metadata = read_checkpoint_config(path)
-    if clip_weights is not None:
-        config.text.clip_weights = clip_weights
-    try:
+    # The weights come from the file: the CLIP file named for training is not read again.
+    config.text.clip_weights = None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No CLIP weights file given")
         model = build_model(config)
-    except FileNotFoundError as error:
-        raise CheckpointError(
-            f"{path} uses CLIP weights that are not here ({error}); pass clip_weights=PATH to load_checkpoint"
-        ) from error
     tensors = load_file(path)
-    expected = set(model.checkpoint_state_dict()) | {NORMALIZER_MEAN, NORMALIZER_STD, LATENT_SCALES}
+    expected = set(model.state_dict()) | {NORMALIZER_MEAN, NORMALIZER_STD, LATENT_SCALES}
     missing, unexpected = expected - set(tensors), set(tensors) - expected
     if missing or unexpected:
         raise CheckpointError(
@@ -176,7 +179,7 @@ def load_checkpoint(
         )
     statistics = {key: tensors.pop(key) for key in (NORMALIZER_MEAN, NORMALIZER_STD, LATENT_SCALES)}
     try:
-        model.load_state_dict(tensors, strict=False)
+        model.load_state_dict(tensors)
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weight shapes do not match its config: {error}") from error
     return Checkpoint(

@@ -13,13 +13,13 @@ from .dhvae import DHVAE
 from .flat_vae import FlatVAE
 from .latent import GROUPS, LatentPosterior, join_groups, scale_latents, split_groups, unscale_latents
 from .layers import lengths_to_mask
-from .text_encoder import TextEncoder, tokenize
+from .text_encoder import TextEncoder, empty_text_tokens, tokenize
 from .vae_common import MotionVAE
 
 __all__ = [
     "DATASETS", "PRESETS", "GROUPS", "VAE_BUILDERS",
     "DHVAEConfig", "VAEConfig", "DenoiserConfig", "TextEncoderConfig", "LossConfig", "get_preset",
     "DHVAEModel", "MotionVAE", "DHVAE", "FlatVAE", "Denoiser", "TextEncoder", "LatentPosterior",
-    "build_model", "build_vae", "count_parameters", "tokenize", "lengths_to_mask",
+    "build_model", "build_vae", "count_parameters", "tokenize", "empty_text_tokens", "lengths_to_mask",
     "split_groups", "join_groups", "scale_latents", "unscale_latents",
 ]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .bundle import DHVAEModel, external_prefixes
+from .bundle import DHVAEModel
 from .config import DHVAEConfig, VAEConfig, get_preset
 from .denoiser import Denoiser
 from .dhvae import DHVAE
@@ -25,18 +25,18 @@ def build_model(config: DHVAEConfig | str) -> DHVAEModel:
     return DHVAEModel(
         config,
         vae=build_vae(config.vae),
-        denoiser=Denoiser(config.denoiser, config.vae.latent_dim, config.vae.latent_tokens),
-        text=TextEncoder(config.text, config.denoiser.width),
+        denoiser=Denoiser(config.denoiser, config.vae.width, config.vae.latent_tokens, config.text.width),
+        text=TextEncoder(config.text),
     )
 
 
-def count_parameters(module: nn.Module) -> dict[str, int]:
-    """Parameters per direct child of ``module`` and their "total", without the frozen CLIP
-    tower (it is not part of the model's own size). Works on meta-device modules."""
-    skipped = external_prefixes(module)
-    counts = {name: 0 for name, _ in module.named_children()}
+def count_parameters(module: nn.Module, skip: tuple[str, ...] = ()) -> dict[str, int]:
+    """Parameters per direct child of ``module`` and their "total", leaving out the children
+    named in ``skip``. Works on meta-device modules."""
+    counts = {name: 0 for name, _ in module.named_children() if name not in skip}
     for name, parameter in module.named_parameters():
-        if not name.startswith(skipped):
-            counts[name.split(".", 1)[0]] = counts.get(name.split(".", 1)[0], 0) + parameter.numel()
+        child = name.split(".", 1)[0]
+        if child not in skip:
+            counts[child] = counts.get(child, 0) + parameter.numel()
     counts["total"] = sum(counts.values())
     return counts

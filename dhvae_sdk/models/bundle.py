@@ -2,8 +2,6 @@
 
 ``DHVAEModel`` has three children, whose names are the checkpoint's key prefixes:
 ``vae`` (DHVAE or FlatVAE), ``denoiser`` and ``text`` (TextEncoder), plus its ``config``.
-The frozen CLIP tower inside ``text`` is the one part a checkpoint leaves out: its weights
-come from the user's CLIP file, and ``checkpoint_state_dict`` skips them.
 """
 from __future__ import annotations
 
@@ -14,13 +12,8 @@ from torch import nn
 
 from .config import DHVAEConfig
 from .denoiser import Denoiser
-from .text_encoder import FrozenClipTower, TextEncoder, tokenize
+from .text_encoder import TextEncoder, empty_text_tokens, tokenize
 from .vae_common import MotionVAE
-
-
-def external_prefixes(module: nn.Module) -> tuple[str, ...]:
-    """State-dict prefixes of submodules whose weights come from elsewhere (frozen CLIP)."""
-    return tuple(f"{name}." for name, child in module.named_modules() if isinstance(child, FrozenClipTower))
 
 
 class DHVAEModel(nn.Module):
@@ -31,12 +24,15 @@ class DHVAEModel(nn.Module):
         self.denoiser = denoiser
         self.text = text
 
-    def checkpoint_state_dict(self) -> dict[str, torch.Tensor]:
-        """The state dict without the frozen CLIP tower."""
-        skipped = external_prefixes(self)
-        return {key: value for key, value in self.state_dict().items() if not key.startswith(skipped)}
+    @property
+    def device(self) -> torch.device:
+        return self.text.head_norm.weight.device
 
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        """Sentences -> text embeddings [B, denoiser width] on the model's device."""
-        tokens = tokenize(texts, self.config.text.context_length)
-        return self.text(tokens.to(self.denoiser.null_text.device))
+        """Sentences -> text embeddings [B, condition width] on the model's device."""
+        return self.text(tokenize(texts, self.config.text.context_length).to(self.device))
+
+    def null_text_embedding(self, count: int = 1) -> torch.Tensor:
+        """The unconditional condition of classifier-free guidance, the empty string's encoding, [count, C]."""
+        tokens = empty_text_tokens(1, self.config.text.context_length).to(self.device)
+        return self.text(tokens).expand(count, -1)

@@ -1,6 +1,7 @@
 """Model configuration: dataclasses saved inside every checkpoint, and the presets.
 
-Every value that ``shared/reference/dhvae-method.md`` marks "chosen" is a field here.
+The architecture is the released DHVAE's (``shared/reference/official-dhvae.md``); ``paper``
+is the released configuration, ``small`` and ``tiny`` are narrower, shallower ones of it.
 A config round-trips through a JSON dict: ``to_dict()`` / ``from_dict()``. ``from_dict``
 rejects unknown keys and wrongly typed values; missing keys take the field's default, so a
 user's JSON file can override only what it changes.
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from ..motion import interhuman, interx
 
 VAE_KINDS = ("dhvae", "flat")
-TEXT_KINDS = ("clip", "small_clip")
+DECODER_KINDS = ("cat", "hire")
 PREDICTION_TYPES = ("epsilon", "x0", "v")
 BETA_SCHEDULES = ("scaled_linear", "linear")
 
@@ -86,63 +87,81 @@ def _require_dropout(owner: str, value: float) -> None:
 
 @dataclass
 class VAEConfig(ConfigDict):
-    """The motion VAE. ``kind`` "dhvae" is the paper's model, "flat" the MLD-style baseline.
+    """The motion VAE. ``kind`` "dhvae" is the released DHVAE architecture, "flat" the
+    MLD-style baseline of the ablation (one joint latent for both persons).
 
-    The flat VAE has one encoder of ``encoder_layers + cotransformer_layers`` layers and one
-    decoder of ``interaction_decoder_layers + person_decoder_layers`` layers, the depth of the
-    DHVAE's path from input to latent and from latent to output.
+    DHVAE (``official-dhvae.md``): per person, ``person_layers`` post-norm encoder layers over
+    [2l distribution tokens, frames]; an interaction co-transformer of ``interaction_layers``
+    (odd: in-blocks, a middle block, out-blocks with skips) gives z3. ``decoder`` "cat":
+    ``person_layers + interaction_layers`` decoder layers per person over [z3, z_person];
+    "hire": a co-transformer over [z3, frame queries] first, then ``person_layers`` per person.
+    The width is also the latent size: the distribution tokens are the latent, unprojected.
     """
 
     kind: str = "dhvae"
+    decoder: str = "cat"
     feature_dim: int = interhuman.FEATURE_DIM
     latent_tokens: int = 1
-    latent_dim: int = 256
     width: int = 256
     heads: int = 4
-    ff: int = 512
-    encoder_layers: int = 4
-    cotransformer_layers: int = 3
-    interaction_decoder_layers: int = 3
-    person_decoder_layers: int = 4
+    ff: int = 1024
+    person_layers: int = 4
+    interaction_layers: int = 3
     dropout: float = 0.1
     max_frames: int = 300
 
     def __post_init__(self):
         _require_choice("vae", "kind", self.kind, VAE_KINDS)
+        _require_choice("vae", "decoder", self.decoder, DECODER_KINDS)
         _require_positive(
-            "vae", feature_dim=self.feature_dim, latent_tokens=self.latent_tokens,
-            latent_dim=self.latent_dim, width=self.width, heads=self.heads, ff=self.ff,
-            encoder_layers=self.encoder_layers, cotransformer_layers=self.cotransformer_layers,
-            interaction_decoder_layers=self.interaction_decoder_layers,
-            person_decoder_layers=self.person_decoder_layers, max_frames=self.max_frames,
+            "vae", feature_dim=self.feature_dim, latent_tokens=self.latent_tokens, width=self.width,
+            heads=self.heads, ff=self.ff, person_layers=self.person_layers,
+            interaction_layers=self.interaction_layers, max_frames=self.max_frames,
+        )
+        _require(
+            self.interaction_layers % 2 == 1,
+            f"vae.interaction_layers must be odd (in-blocks, a middle block, out-blocks), got {self.interaction_layers}",
         )
         _require_heads("vae", "width", self.width, self.heads)
         _require_dropout("vae", self.dropout)
 
+    @property
+    def latent_dim(self) -> int:
+        return self.width
+
+    @property
+    def decoder_layers(self) -> int:
+        """Decoder layers per person."""
+        if self.decoder == "cat":
+            return self.person_layers + self.interaction_layers
+        return self.person_layers
+
+    @property
+    def position_rows(self) -> int:
+        """Rows of the learned position tables: 2l distribution tokens plus the frames."""
+        return 2 * self.latent_tokens + self.max_frames
+
 
 @dataclass
 class DenoiserConfig(ConfigDict):
-    """The latent denoiser and its diffusion process.
+    """The latent denoiser (AdaLN Transformer of the latent's width) and its diffusion process.
 
-    ``modulation_rank``: each block regresses its shift/scale/gate from the condition through
-    Linear(width, rank) -> Linear(rank, 6 * width). A full-rank regression (DiT's) costs
-    6 * width^2 per block, 20M parameters for 13 blocks of width 512, which alone would break
-    the paper's parameter budget; rank 128 keeps the budget with the chosen widths.
-    ``sampling_steps``, ``eta`` and ``guidance`` are the sampler's defaults.
+    The sampler defaults are the released model's: DDIM with ``steps_offset`` 1 and the final
+    step landing on alphas_cumprod[0] (``set_alpha_to_one`` False), epsilon prediction,
+    guidance 3.5, 50 steps. ``skip`` is the U-Net variant (in, middle and out layers with
+    linear skip merges; an even ``layers`` gets one more, as in the release).
     """
 
-    width: int = 512
-    ff: int = 1024
-    blocks: int = 13
+    layers: int = 9
     heads: int = 4
-    modulation_rank: int = 128
-    long_skips: bool = True
-    dropout: float = 0.1
+    skip: bool = False
     num_train_steps: int = 1000
     beta_schedule: str = "scaled_linear"
     beta_start: float = 0.00085
     beta_end: float = 0.012
     prediction: str = "epsilon"
+    steps_offset: int = 1
+    set_alpha_to_one: bool = False
     cond_drop: float = 0.1
     guidance: float = 3.5
     sampling_steps: int = 50
@@ -150,18 +169,16 @@ class DenoiserConfig(ConfigDict):
 
     def __post_init__(self):
         _require_positive(
-            "denoiser", width=self.width, ff=self.ff, blocks=self.blocks, heads=self.heads,
-            modulation_rank=self.modulation_rank, num_train_steps=self.num_train_steps,
+            "denoiser", layers=self.layers, heads=self.heads, num_train_steps=self.num_train_steps,
             beta_start=self.beta_start, sampling_steps=self.sampling_steps,
         )
-        _require_heads("denoiser", "width", self.width, self.heads)
-        _require_dropout("denoiser", self.dropout)
         _require_choice("denoiser", "beta_schedule", self.beta_schedule, BETA_SCHEDULES)
         _require_choice("denoiser", "prediction", self.prediction, PREDICTION_TYPES)
         _require(
             self.beta_start < self.beta_end < 1.0,
             f"denoiser needs 0 < beta_start < beta_end < 1, got {self.beta_start}, {self.beta_end}",
         )
+        _require(self.steps_offset >= 0, f"denoiser.steps_offset must be >= 0, got {self.steps_offset}")
         _require(0.0 <= self.cond_drop < 1.0, f"denoiser.cond_drop must be in [0, 1), got {self.cond_drop}")
         _require(self.guidance >= 0.0, f"denoiser.guidance must be >= 0, got {self.guidance}")
         _require(
@@ -174,73 +191,78 @@ class DenoiserConfig(ConfigDict):
 
 @dataclass
 class TextEncoderConfig(ConfigDict):
-    """Text conditioning: a CLIP-shaped tower, ``layers`` trainable layers, the end-of-text feature.
+    """Text conditioning: a CLIP text tower, ``head_layers`` unmasked post-norm layers, a
+    LayerNorm, the feature at the end-of-text token. Its width is the condition width.
 
-    "clip": open_clip's ViT-L-14 text tower, frozen, weights from ``clip_weights`` (a local
-    file; without one it gets random weights and a loud warning). OpenAI's released weights
-    need ``clip_quick_gelu=True``; LAION/DataComp open_clip weights need False.
-    "small_clip": a small tower trained with the model (the ``tower_*`` and
-    ``token_embedding_dim`` fields; ignored by "clip"). Both use CLIP's BPE tokenizer.
+    The released model uses CLIP ViT-L/14@336px's text tower (width 768, 12 layers, 12 heads,
+    QuickGELU), frozen except its positional embedding; ``clip_weights`` names a local file
+    of it for training from scratch (checkpoints carry the tower's weights themselves).
+    ``train_tower`` trains the whole tower: for the small presets, whose tower starts random.
     """
 
-    kind: str = "clip"
     clip_weights: str | None = None
-    clip_quick_gelu: bool = True
+    quick_gelu: bool = True
     context_length: int = 77
-    width: int = 512
-    layers: int = 2
-    heads: int = 8
-    ff: int = 1024
+    vocab_size: int = 49408
+    width: int = 768
+    layers: int = 12
+    heads: int = 12
+    mlp: int = 3072
+    train_tower: bool = False
+    head_layers: int = 2
+    head_heads: int = 8
+    head_ff: int = 2048
     dropout: float = 0.1
-    tower_width: int = 256
-    tower_layers: int = 4
-    tower_heads: int = 4
-    tower_ff: int = 1024
-    token_embedding_dim: int = 64
 
     def __post_init__(self):
-        _require_choice("text", "kind", self.kind, TEXT_KINDS)
         _require_positive(
-            "text", context_length=self.context_length, width=self.width, layers=self.layers,
-            heads=self.heads, ff=self.ff, tower_width=self.tower_width,
-            tower_layers=self.tower_layers, tower_heads=self.tower_heads,
-            tower_ff=self.tower_ff, token_embedding_dim=self.token_embedding_dim,
+            "text", context_length=self.context_length, vocab_size=self.vocab_size, width=self.width,
+            layers=self.layers, heads=self.heads, mlp=self.mlp, head_layers=self.head_layers,
+            head_heads=self.head_heads, head_ff=self.head_ff,
         )
         _require_heads("text", "width", self.width, self.heads)
-        _require_heads("text", "tower_width", self.tower_width, self.tower_heads)
+        _require_heads("text", "width", self.width, self.head_heads)
         _require_dropout("text", self.dropout)
-        _require(
-            self.kind == "small_clip" or self.context_length == 77,
-            f"text.context_length must be 77 for the ViT-L-14 tower, got {self.context_length}",
-        )
 
 
 @dataclass
 class LossConfig(ConfigDict):
-    """Stage-1 loss weights and the triplet loss's sampling of positives and negatives."""
+    """Stage-1 loss weights (the release's recipe) and the triplet loss's shifts.
 
+    Reconstruction ``w_rec`` x (L1 of A + L1 of B) on normalized features; ``w_joint`` x the
+    same on the joint positions (dims 0:66); ``w_kl`` x the mean of the three KLs; ``w_tri``
+    x the triplet loss on the z3 means with ``margin``. Positives and negatives move person
+    B's positions along x and along y (the release shifts these two axes, y being vertical),
+    in metres: positives by at most ``pos_contact`` (pairs in contact) / ``pos_apart``,
+    negatives by a magnitude in ``neg_contact_*`` / ``neg_apart_*``.
+    """
+
+    w_rec: float = 0.5
+    w_joint: float = 0.5
     w_kl: float = 1e-4
-    w_joint: float = 1.0
-    w_tri: float = 0.1
-    delta_c: float = 0.05
-    delta_nc: float = 0.25
-    neg_min: float = 0.4
-    neg_max: float = 1.5
-    neg_std: float = 1.0  # spread (m) of the negative's truncated two-tailed Gaussian shift
-    margin: float = 1.0
+    w_tri: float = 1e-4
+    margin: float = 3.0
+    pos_contact: float = 0.05
+    pos_apart: float = 0.3
+    neg_contact_min: float = 0.075
+    neg_contact_max: float = 0.15
+    neg_apart_min: float = 0.45
+    neg_apart_max: float = 0.9
     contact_voxel: float = 0.02
     contact_dilation: int = 1
 
     def __post_init__(self):
-        for name in ("w_kl", "w_joint", "w_tri", "margin"):
+        for name in ("w_rec", "w_joint", "w_kl", "w_tri", "margin"):
             _require(getattr(self, name) >= 0.0, f"loss.{name} must be >= 0, got {getattr(self, name)}")
         _require_positive(
-            "loss", delta_c=self.delta_c, delta_nc=self.delta_nc, neg_min=self.neg_min,
-            neg_std=self.neg_std, contact_voxel=self.contact_voxel,
+            "loss", pos_contact=self.pos_contact, pos_apart=self.pos_apart,
+            neg_contact_min=self.neg_contact_min, neg_apart_min=self.neg_apart_min,
+            contact_voxel=self.contact_voxel,
         )
         _require(
-            self.neg_min < self.neg_max,
-            f"loss needs neg_min < neg_max, got {self.neg_min} and {self.neg_max}",
+            self.neg_contact_min < self.neg_contact_max and self.neg_apart_min < self.neg_apart_max,
+            "loss needs neg_contact_min < neg_contact_max and neg_apart_min < neg_apart_max, got "
+            f"{self.neg_contact_min}..{self.neg_contact_max} and {self.neg_apart_min}..{self.neg_apart_max}",
         )
         _require(self.contact_dilation >= 0, f"loss.contact_dilation must be >= 0, got {self.contact_dilation}")
 
@@ -282,33 +304,27 @@ class DHVAEConfig(ConfigDict):
 
 
 def _paper() -> DHVAEConfig:
+    """The released InterHuman model ("cat" decoder)."""
     return DHVAEConfig(preset="paper")
 
 
 def _small() -> DHVAEConfig:
     return DHVAEConfig(
         preset="small",
-        vae=VAEConfig(latent_dim=128, width=128, heads=4, ff=256),
-        denoiser=DenoiserConfig(width=192, ff=384, blocks=9, heads=4, modulation_rank=48),
-        text=TextEncoderConfig(
-            kind="small_clip", width=192, layers=1, heads=4, ff=384,
-            tower_width=128, tower_layers=2, tower_heads=4, tower_ff=256, token_embedding_dim=16,
-        ),
+        vae=VAEConfig(width=128, heads=4, ff=512, person_layers=3, interaction_layers=3),
+        denoiser=DenoiserConfig(layers=6, heads=4),
+        text=TextEncoderConfig(width=128, layers=2, heads=4, mlp=512, train_tower=True,
+                               head_layers=1, head_heads=8, head_ff=512),
     )
 
 
 def _tiny() -> DHVAEConfig:
     return DHVAEConfig(
         preset="tiny",
-        vae=VAEConfig(
-            latent_dim=32, width=64, heads=4, ff=128, encoder_layers=2, cotransformer_layers=1,
-            interaction_decoder_layers=1, person_decoder_layers=2,
-        ),
-        denoiser=DenoiserConfig(width=128, ff=256, blocks=5, heads=4, modulation_rank=32),
-        text=TextEncoderConfig(
-            kind="small_clip", width=64, layers=1, heads=4, ff=128,
-            tower_width=64, tower_layers=2, tower_heads=4, tower_ff=128, token_embedding_dim=16,
-        ),
+        vae=VAEConfig(width=64, heads=4, ff=256, person_layers=2, interaction_layers=3),
+        denoiser=DenoiserConfig(layers=4, heads=4),
+        text=TextEncoderConfig(width=64, layers=2, heads=4, mlp=256, train_tower=True,
+                               head_layers=1, head_heads=8, head_ff=256),
     )
 
 

@@ -1,88 +1,111 @@
-"""The latent denoiser: AdaLN-zero Transformer blocks with U-Net long skips.
+"""The latent denoiser of the released model: AdaLN self-attention layers at the latent's width.
 
-Input: (scaled) latent tokens [B, 3l, d_z] in group order a, b, g; output: the prediction
-named by ``DenoiserConfig.prediction`` in the same shape. Token scaling happens outside
-(``latent.scale_latents``); the scales travel in the checkpoint.
+Input: latent tokens [B, 3l, W] in group order a, b, g (denoiser space, see ``latent.py``),
+plus fixed sinusoidal positions; output: the predicted noise, same shape.
+The condition c = text feature + MLP(sinusoidal timestep), both of the text width C. Each
+layer regresses six rows of width W from SiLU(c) (attention gate, FFN gate, attention scale,
+FFN scale, attention shift, FFN shift, in that order) and the head two (scale, shift).
 
 Two call paths give identical results:
 - ``forward(x_t, timesteps, text_embedding)`` for training;
 - ``condition`` -> ``modulation`` once per (text, step schedule), then
   ``forward_with_modulation(x_t, modulation)`` per step, which is all a sampling loop runs:
-  every block's shift/scale/gate depends only on the condition, so for a sentence the
-  modulation of all steps can be computed in one batched call before the loop.
+  the modulation depends only on the condition, so for a sentence the modulation of all
+  steps is computed in one batched call before the loop.
 """
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import DenoiserConfig
 from .latent import GROUPS
-from .layers import Attention, FeedForward
+from .layers import attend
 
-BLOCK_MODULATIONS = 6  # shift, scale, gate for attention, then for the feed-forward
-FINAL_MODULATIONS = 2  # shift, scale before the output projection
-
-
-def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1.0 + scale) + shift
-
-
-class ModulationHead(nn.Sequential):
-    """condition [B, W] -> [B, count, W] through SiLU -> Linear(W, rank) -> Linear(rank, count*W).
-    The last layer starts at zero, so every shift, scale and gate starts at zero."""
-
-    def __init__(self, width: int, rank: int, count: int):
-        super().__init__(nn.SiLU(), nn.Linear(width, rank), nn.Linear(rank, count * width))
-        self.count = count
-        nn.init.zeros_(self[-1].weight)
-        nn.init.zeros_(self[-1].bias)
-
-    def forward(self, condition: torch.Tensor) -> torch.Tensor:
-        return super().forward(condition).unflatten(-1, (self.count, -1))
+LAYER_MODULATIONS = 6  # gate, gate, scale, scale, shift, shift (attention then FFN each)
+HEAD_MODULATIONS = 2  # scale, shift before the output
+FFN_RATIO = 4
+ATTENTION_SCALE = 0.25  # the release scales logits by 0.25 / sqrt(head width)
+NORM_EPS = 1e-6
 
 
-class AdaLNZeroBlock(nn.Module):
-    def __init__(self, config: DenoiserConfig):
+def sinusoidal_table(length: int, width: int) -> torch.Tensor:
+    """The Transformer's position table [length, width]: sine on even, cosine on odd channels."""
+    position = torch.arange(length, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10000.0) / width))
+    table = torch.zeros(length, width)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: width // 2])
+    return table
+
+
+def timestep_features(timesteps: torch.Tensor, width: int) -> torch.Tensor:
+    """[N] timesteps -> [N, width]: cosines then sines of t * exp(-ln(1e4) i / (width / 2))."""
+    half = width // 2
+    frequency = torch.exp(torch.arange(half, dtype=torch.float32, device=timesteps.device) * (-math.log(10000.0) / half))
+    angle = timesteps.float()[:, None] * frequency[None, :]
+    return torch.cat([torch.cos(angle), torch.sin(angle)], dim=-1)
+
+
+def _modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    return F.layer_norm(x, x.shape[-1:], eps=NORM_EPS) * (1.0 + scale) + shift
+
+
+class SelfAttention(nn.Module):
+    """Fused q/k/v projection without bias, plus learned q and v biases (k has none)."""
+
+    def __init__(self, width: int, heads: int):
         super().__init__()
-        self.attention_norm = nn.LayerNorm(config.width, elementwise_affine=False, eps=1e-6)
-        self.attention = Attention(config.width, config.heads)
-        self.ff_norm = nn.LayerNorm(config.width, elementwise_affine=False, eps=1e-6)
-        self.ff = FeedForward(config.width, config.ff, config.dropout)
-        self.modulation = ModulationHead(config.width, config.modulation_rank, BLOCK_MODULATIONS)
+        self.heads = heads
+        self.mat_qkv = nn.Linear(width, 3 * width, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(width))
+        self.v_bias = nn.Parameter(torch.zeros(width))
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = torch.cat([self.q_bias, torch.zeros_like(self.q_bias), self.v_bias])
+        query, key, value = (
+            part.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+            for part in F.linear(x, self.mat_qkv.weight, bias).chunk(3, dim=-1)
+        )
+        scale = ATTENTION_SCALE / math.sqrt(query.shape[-1])
+        return self.proj(attend(query, key, value, None, scale=scale).transpose(1, 2).flatten(2))
+
+
+class AdaLNLayer(nn.Module):
+    def __init__(self, width: int, heads: int, condition_width: int):
+        super().__init__()
+        self.attn = SelfAttention(width, heads)
+        self.ffn = nn.Sequential(nn.Linear(width, FFN_RATIO * width), nn.GELU(approximate="tanh"),
+                                 nn.Linear(FFN_RATIO * width, width))
+        self.ada_lin = nn.Linear(condition_width, LAYER_MODULATIONS * width)
 
     def forward(self, x: torch.Tensor, modulation: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """x [B, N, W]; modulation: this block's six [B, 1, W] rows of ``Denoiser.modulation``."""
-        shift_a, scale_a, gate_a, shift_f, scale_f, gate_f = modulation
-        x = x + gate_a * self.attention(_modulate(self.attention_norm(x), shift_a, scale_a))
-        return x + gate_f * self.ff(_modulate(self.ff_norm(x), shift_f, scale_f))
+        """x [B, N, W]; modulation: this layer's six [B, 1, W] rows of ``Denoiser.modulation``."""
+        gate_attention, gate_ffn, scale_attention, scale_ffn, shift_attention, shift_ffn = modulation
+        x = x + gate_attention * self.attn(_modulate(x, scale_attention, shift_attention))
+        return x + gate_ffn * self.ffn(_modulate(x, scale_ffn, shift_ffn))
 
 
 class Denoiser(nn.Module):
-    def __init__(self, config: DenoiserConfig, latent_dim: int, latent_tokens: int):
+    def __init__(self, config: DenoiserConfig, width: int, latent_tokens: int, condition_width: int):
         super().__init__()
         self.config = config
-        self.latent_dim = latent_dim
+        self.width = width
         self.latent_tokens = latent_tokens
-        width = config.width
-        self.input = nn.Linear(latent_dim, width)
-        # Segment positional encoding: which group a token belongs to, and (l > 1) where in it.
-        self.segment_embedding = nn.Parameter(torch.randn(len(GROUPS), width) * 0.02)
-        self.position_in_group = (
-            nn.Parameter(torch.randn(latent_tokens, width) * 0.02) if latent_tokens > 1 else None
+        self.condition_width = condition_width
+        self.time_embedding = nn.Sequential(
+            nn.Linear(condition_width, condition_width), nn.SiLU(), nn.Linear(condition_width, condition_width),
         )
-        self.timestep_embedding = nn.Sequential(
-            nn.Embedding(config.num_train_steps, width), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width),
-        )
-        self.null_text = nn.Parameter(torch.zeros(width))
-        self.blocks = nn.ModuleList(AdaLNZeroBlock(config) for _ in range(config.blocks))
-        num_skips = config.blocks // 2 if config.long_skips else 0
-        self.skip_projections = nn.ModuleList(nn.Linear(2 * width, width) for _ in range(num_skips))
-        self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
-        self.final_modulation = ModulationHead(width, config.modulation_rank, FINAL_MODULATIONS)
-        self.output = nn.Linear(width, latent_dim)
-        nn.init.zeros_(self.output.weight)
-        nn.init.zeros_(self.output.bias)
+        self.register_buffer("positions", sinusoidal_table(self.num_tokens, width), persistent=False)
+        depth = config.layers + 1 if config.skip and config.layers % 2 == 0 else config.layers
+        self.layers = nn.ModuleList(AdaLNLayer(width, config.heads, condition_width) for _ in range(depth))
+        self.skip_merges = nn.ModuleList(nn.Linear(2 * width, width) for _ in range(depth // 2 if config.skip else 0))
+        # The skip variant returns its last layer's output: the release leaves its head unused.
+        self.head = None if config.skip else nn.Linear(condition_width, HEAD_MODULATIONS * width)
 
     @property
     def num_tokens(self) -> int:
@@ -90,19 +113,15 @@ class Denoiser(nn.Module):
 
     @property
     def modulation_rows(self) -> int:
-        return BLOCK_MODULATIONS * len(self.blocks) + FINAL_MODULATIONS
-
-    def null_text_embedding(self, batch: int) -> torch.Tensor:
-        """The learned "no text" condition for classifier-free guidance, [batch, width]."""
-        return self.null_text.expand(batch, -1)
+        return LAYER_MODULATIONS * len(self.layers) + (0 if self.head is None else HEAD_MODULATIONS)
 
     def condition(self, timesteps: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
-        """c = timestep embedding + text embedding, [B, width]."""
+        """c = text embedding + timestep embedding, [B, C]."""
         if timesteps.dim() != 1 or timesteps.dtype != torch.long:
             raise ValueError(f"timesteps must be a 1-D long tensor [B], got {tuple(timesteps.shape)} {timesteps.dtype}")
-        if text_embedding.shape != (timesteps.shape[0], self.config.width):
+        if text_embedding.shape != (timesteps.shape[0], self.condition_width):
             raise ValueError(
-                f"text_embedding must be [B={timesteps.shape[0]}, {self.config.width}], got {tuple(text_embedding.shape)}"
+                f"text_embedding must be [B={timesteps.shape[0]}, {self.condition_width}], got {tuple(text_embedding.shape)}"
             )
         if not torch.compiler.is_compiling() and not torch.jit.is_tracing():
             if int(timesteps.min()) < 0 or int(timesteps.max()) >= self.config.num_train_steps:
@@ -110,43 +129,41 @@ class Denoiser(nn.Module):
                     f"timesteps must lie in [0, {self.config.num_train_steps}), got "
                     f"{int(timesteps.min())}..{int(timesteps.max())}"
                 )
-        return self.timestep_embedding(timesteps) + text_embedding
+        return text_embedding + self.time_embedding(timestep_features(timesteps, self.condition_width))
 
     def modulation(self, condition: torch.Tensor) -> torch.Tensor:
-        """All blocks' shift/scale/gate then the final shift/scale, [B, modulation_rows, width]."""
-        return torch.cat([block.modulation(condition) for block in self.blocks] + [self.final_modulation(condition)], dim=1)
+        """Every layer's six rows, then the head's two: [B, modulation_rows, W]."""
+        activated = F.silu(condition)
+        heads = [layer.ada_lin for layer in self.layers] + ([] if self.head is None else [self.head])
+        return torch.cat([head(activated) for head in heads], dim=-1).unflatten(-1, (-1, self.width))
 
     def forward_with_modulation(self, x_t: torch.Tensor, modulation: torch.Tensor) -> torch.Tensor:
-        expected_x = (self.num_tokens, self.latent_dim)
+        expected_x = (self.num_tokens, self.width)
         if x_t.dim() != 3 or tuple(x_t.shape[1:]) != expected_x:
             raise ValueError(f"x_t must be [B, {expected_x[0]}, {expected_x[1]}], got {tuple(x_t.shape)}")
-        expected_modulation = (self.modulation_rows, self.config.width)
+        expected_modulation = (self.modulation_rows, self.width)
         if modulation.dim() != 3 or tuple(modulation.shape[1:]) != expected_modulation:
             raise ValueError(
                 f"modulation must be [B, {expected_modulation[0]}, {expected_modulation[1]}] "
                 f"(from Denoiser.modulation), got {tuple(modulation.shape)}"
             )
-        h = self.input(x_t) + self._token_embedding()
+        h = x_t + self.positions
         # One split into [B, 1, W] rows (they broadcast over the tokens) keeps the exported
-        # step graph to a single node here instead of a slice and six squeezes per block.
+        # step graph to a single node here instead of a slice and six squeezes per layer.
         rows = modulation.split(1, dim=1)
-        first_of_second_half = len(self.blocks) - len(self.skip_projections)
+        first_out = len(self.layers) - len(self.skip_merges)
         skipped = []
-        for index, block in enumerate(self.blocks):
-            if index >= first_of_second_half:
-                # The output of block i feeds block L-1-i: a stack pops them in that order.
-                h = self.skip_projections[index - first_of_second_half](torch.cat([h, skipped.pop()], dim=-1))
-            h = block(h, rows[BLOCK_MODULATIONS * index:BLOCK_MODULATIONS * (index + 1)])
-            if index < len(self.skip_projections):
+        for index, layer in enumerate(self.layers):
+            if index >= first_out:
+                # The output of layer i feeds layer L-1-i: a stack pops them in that order.
+                h = self.skip_merges[index - first_out](torch.cat([h, skipped.pop()], dim=-1))
+            h = layer(h, rows[LAYER_MODULATIONS * index:LAYER_MODULATIONS * (index + 1)])
+            if index < len(self.skip_merges):
                 skipped.append(h)
-        shift, scale = rows[-FINAL_MODULATIONS:]
-        return self.output(_modulate(self.final_norm(h), shift, scale))
+        if self.head is None:
+            return h
+        scale, shift = rows[-HEAD_MODULATIONS:]
+        return _modulate(h, scale, shift)
 
     def forward(self, x_t: torch.Tensor, timesteps: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         return self.forward_with_modulation(x_t, self.modulation(self.condition(timesteps, text_embedding)))
-
-    def _token_embedding(self) -> torch.Tensor:
-        segments = self.segment_embedding.repeat_interleave(self.latent_tokens, dim=0)
-        if self.position_in_group is None:
-            return segments
-        return segments + self.position_in_group.repeat(len(GROUPS), 1)

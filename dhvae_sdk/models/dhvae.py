@@ -1,10 +1,14 @@
-"""The disentangled hierarchical VAE: latents z_a (person A), z_b (person B), z_g (interaction).
+"""The disentangled hierarchical VAE of the released model: z_a (person A), z_b (person B)
+and z_g (their interaction), each ``l`` tokens of the model's width.
 
-Encoder: one distribution-token encoder per person (separate weights) gives q(z_a), q(z_b)
-and per-frame features h_a, h_b; a CoTransformer lets each person's frames attend to the
-other's; the two masked means and a learnable global token go through an MLP to q(z_g).
-Decoder: z_g and sinusoidal frame queries -> an implicit interaction sequence g; one decoder
-per person whose frame queries self-attend and cross-attend to [g, z_a] (resp. [g, z_b]).
+Encoder: per person, [2l distribution tokens, projected frames] plus learned positions
+through post-norm encoder layers; its first l output tokens are the mean, the next l the
+log-variance (no projection). The interaction: both persons' streams, each behind the same
+2l interaction tokens, through a skip co-transformer; Linear(concat of the two streams) at
+the interaction tokens gives q(z_g).
+Decoder "cat": learned frame positions query [z_g, z_person] through a decoder stack per
+person. "hire": frame positions behind z_g go through a co-transformer first (the same
+sequence on both sides); its two streams, without the z_g rows, are the queries.
 """
 from __future__ import annotations
 
@@ -12,97 +16,88 @@ import torch
 from torch import nn
 
 from .config import VAEConfig
+from .cotransformer import SkipCoTransformer
 from .latent import join_groups
-from .layers import SinusoidalPositions, TransformerLayer, TransformerStack, masked_mean
-from .vae_common import DistributionEncoder, LatentTokenDecoder, MotionVAE
+from .layers import DecoderLayer, EncoderLayer, LearnedPositions, always_real
+from .vae_common import MotionVAE
 
 
-class CoTransformer(nn.Module):
-    """Two cross-attention branches updated in lockstep: A queries B, B queries A.
-    The pre-norm residuals keep each query's own stream intact."""
-
+class PersonEncoder(nn.Module):
     def __init__(self, config: VAEConfig):
         super().__init__()
-
-        def branch() -> nn.ModuleList:
-            return nn.ModuleList(
-                TransformerLayer(config.width, config.heads, config.ff, config.dropout,
-                                 self_attention=False, cross_attention=True)
-                for _ in range(config.cotransformer_layers)
-            )
-
-        self.branch_a = branch()
-        self.branch_b = branch()
-        self.norm_a = nn.LayerNorm(config.width)
-        self.norm_b = nn.LayerNorm(config.width)
-
-    def forward(self, h_a: torch.Tensor, h_b: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-frame features of both persons -> their pooled interaction features [B, width] each."""
-        for layer_a, layer_b in zip(self.branch_a, self.branch_b):
-            h_a, h_b = (
-                layer_a(h_a, context=h_b, context_mask=mask),
-                layer_b(h_b, context=h_a, context_mask=mask),
-            )
-        return masked_mean(self.norm_a(h_a), mask), masked_mean(self.norm_b(h_b), mask)
-
-
-class GlobalLatentHead(nn.Module):
-    """[pooled A, pooled B, global token i] -> MLP -> mean and logvar of z_g token i."""
-
-    def __init__(self, config: VAEConfig):
-        super().__init__()
-        self.global_tokens = nn.Parameter(torch.randn(config.latent_tokens, config.width) * 0.02)
-        self.mlp = nn.Sequential(
-            nn.Linear(3 * config.width, config.width), nn.GELU(), nn.Linear(config.width, 2 * config.latent_dim),
+        self.distribution_tokens = nn.Parameter(torch.randn(2 * config.latent_tokens, config.width))
+        self.input = nn.Linear(config.feature_dim, config.width)
+        self.layers = nn.ModuleList(
+            EncoderLayer(config.width, config.heads, config.ff, config.dropout) for _ in range(config.person_layers)
         )
 
-    def forward(self, pooled_a: torch.Tensor, pooled_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        batch, num_tokens = pooled_a.shape[0], self.global_tokens.shape[0]
-        pooled = torch.cat([pooled_a, pooled_b], dim=-1)[:, None, :].expand(-1, num_tokens, -1)
-        tokens = torch.cat([pooled, self.global_tokens.expand(batch, -1, -1)], dim=-1)
-        return self.mlp(tokens).chunk(2, dim=-1)
+    def forward(self, frames: torch.Tensor, key_mask: torch.Tensor, positions: LearnedPositions) -> torch.Tensor:
+        """[B, T, F] -> [B, 2l + T, W]: the distribution tokens' outputs, then the frames'."""
+        tokens = self.distribution_tokens.expand(frames.shape[0], -1, -1)
+        x = positions(torch.cat([tokens, self.input(frames)], dim=1))
+        for layer in self.layers:
+            x = layer(x, key_mask)
+        return x
 
 
 class PersonDecoder(nn.Module):
-    """Frame queries self-attend and cross-attend to [g, this person's latent] -> features."""
-
     def __init__(self, config: VAEConfig):
         super().__init__()
-        self.latent_input = nn.Linear(config.latent_dim, config.width)
-        self.positions = SinusoidalPositions(config.max_frames, config.width)
-        self.transformer = TransformerStack(
-            config.person_decoder_layers, config.width, config.heads, config.ff, config.dropout,
-            cross_attention=True,
+        self.layers = nn.ModuleList(
+            DecoderLayer(config.width, config.heads, config.ff, config.dropout) for _ in range(config.decoder_layers)
         )
-        self.head = nn.Linear(config.width, config.feature_dim)
+        self.output = nn.Linear(config.width, config.feature_dim)
 
-    def forward(self, interaction: torch.Tensor, z_person: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        batch, num_frames = mask.shape
-        memory = torch.cat([interaction, self.latent_input(z_person)], dim=1)
-        memory_mask = torch.cat([mask, mask.new_ones(batch, z_person.shape[1])], dim=1)
-        queries = self.positions(num_frames).expand(batch, -1, -1)
-        return self.head(self.transformer(queries, mask, memory, memory_mask))
+    def forward(self, queries: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            queries = layer(queries, memory, mask)
+        return self.output(queries)
 
 
 class DHVAE(MotionVAE):
     def __init__(self, config: VAEConfig):
         super().__init__(config)
-        tokens = config.latent_tokens
-        self.encoder_a = DistributionEncoder(config, config.feature_dim, tokens, config.encoder_layers)
-        self.encoder_b = DistributionEncoder(config, config.feature_dim, tokens, config.encoder_layers)
-        self.cotransformer = CoTransformer(config)
-        self.global_head = GlobalLatentHead(config)
-        self.interaction_decoder = LatentTokenDecoder(config, tokens, config.interaction_decoder_layers)
+        width, tokens = config.width, config.latent_tokens
+        self.encoder_positions = LearnedPositions(config.position_rows, width)
+        self.encoder_a = PersonEncoder(config)
+        self.encoder_b = PersonEncoder(config)
+        self.interaction_tokens = nn.Parameter(torch.randn(2 * tokens, width))
+        self.interaction_encoder = SkipCoTransformer(
+            config.interaction_layers, width, config.heads, config.ff, config.dropout,
+        )
+        self.interaction_head = nn.Linear(2 * width, width)
+        self.decoder_positions = LearnedPositions(config.position_rows, width)
+        self.interaction_decoder = (
+            SkipCoTransformer(config.interaction_layers, width, config.heads, config.ff, config.dropout)
+            if config.decoder == "hire" else None
+        )
         self.decoder_a = PersonDecoder(config)
         self.decoder_b = PersonDecoder(config)
 
     def _encode(self, motion_a, motion_b, mask):
-        mean_a, logvar_a, h_a = self.encoder_a(motion_a, mask)
-        mean_b, logvar_b, h_b = self.encoder_b(motion_b, mask)
-        mean_g, logvar_g = self.global_head(*self.cotransformer(h_a, h_b, mask))
-        return join_groups(mean_a, mean_b, mean_g), join_groups(logvar_a, logvar_b, logvar_g)
+        n = 2 * self.config.latent_tokens
+        person_mask = always_real(mask, n)
+        stream_a = self.encoder_a(motion_a, person_mask, self.encoder_positions)
+        stream_b = self.encoder_b(motion_b, person_mask, self.encoder_positions)
+        interaction = self.interaction_tokens.expand(mask.shape[0], -1, -1)
+        left, right = self.interaction_encoder(
+            torch.cat([interaction, stream_a], dim=1), torch.cat([interaction, stream_b], dim=1),
+            always_real(mask, 2 * n),
+        )
+        stream_g = self.interaction_head(torch.cat([left[:, :n], right[:, :n]], dim=-1))
+        half = self.config.latent_tokens
+        means, logvars = zip(*(stream[:, :n].split(half, dim=1) for stream in (stream_a, stream_b, stream_g)))
+        return join_groups(*means), join_groups(*logvars)
 
     def _decode(self, z, mask):
         z_a, z_b, z_g = z.split(self.tokens_per_group, dim=1)
-        interaction = self.interaction_decoder(z_g, mask)
-        return self.decoder_a(interaction, z_a, mask), self.decoder_b(interaction, z_b, mask)
+        batch, num_frames = mask.shape
+        frames = z.new_zeros(batch, num_frames, self.config.width)
+        if self.interaction_decoder is None:
+            queries_a = queries_b = self.decoder_positions(frames)
+        else:
+            sequence = self.decoder_positions(torch.cat([z_g, frames], dim=1))
+            queries_a, queries_b = self.interaction_decoder(sequence, sequence, always_real(mask, z_g.shape[1]))
+            queries_a, queries_b = queries_a[:, z_g.shape[1]:], queries_b[:, z_g.shape[1]:]
+        return (self.decoder_a(queries_a, torch.cat([z_g, z_a], dim=1), mask),
+                self.decoder_b(queries_b, torch.cat([z_g, z_b], dim=1), mask))

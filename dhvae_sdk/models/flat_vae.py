@@ -1,10 +1,11 @@
 """The flat MLD-style VAE, the paper's baseline: one joint latent for both persons.
 
-One distribution-token encoder reads both persons' features concatenated per frame and one
-latent-token decoder writes them back. To share the denoiser and the sampler with the DHVAE,
-its latent has the DHVAE's layout and size, [B, 3l, d_z]: 3l tokens split into three groups
-of l. The groups carry no person/interaction meaning here; the denoiser's segment embedding
-simply tags token positions, and ``LatentPosterior.kl()`` reports the three slices.
+It is built from the DHVAE's own layers at the DHVAE's depths: one encoder of
+``person_layers + interaction_layers`` layers reads both persons' features concatenated per
+frame behind 2 x 3l distribution tokens; one decoder stack of the DHVAE's per-person depth
+turns learned frame positions, attending to the latent, back into both persons' features.
+To share the denoiser and the sampler with the DHVAE, its latent has the DHVAE's layout
+[B, 3l, W]; the three groups carry no person/interaction meaning here.
 """
 from __future__ import annotations
 
@@ -13,24 +14,38 @@ from torch import nn
 
 from .config import VAEConfig
 from .latent import GROUPS
-from .vae_common import DistributionEncoder, LatentTokenDecoder, MotionVAE
+from .layers import DecoderLayer, EncoderLayer, LearnedPositions, always_real
+from .vae_common import MotionVAE
 
 
 class FlatVAE(MotionVAE):
     def __init__(self, config: VAEConfig):
         super().__init__(config)
-        tokens = len(GROUPS) * config.latent_tokens
-        self.encoder = DistributionEncoder(
-            config, 2 * config.feature_dim, tokens, config.encoder_layers + config.cotransformer_layers,
+        width, tokens = config.width, len(GROUPS) * config.latent_tokens
+        self.distribution_tokens = nn.Parameter(torch.randn(2 * tokens, width))
+        self.input = nn.Linear(2 * config.feature_dim, width)
+        self.encoder_positions = LearnedPositions(2 * tokens + config.max_frames, width)
+        self.encoder = nn.ModuleList(
+            EncoderLayer(width, config.heads, config.ff, config.dropout)
+            for _ in range(config.person_layers + config.interaction_layers)
         )
-        self.decoder = LatentTokenDecoder(
-            config, tokens, config.interaction_decoder_layers + config.person_decoder_layers,
+        self.decoder_positions = LearnedPositions(config.max_frames, width)
+        self.decoder = nn.ModuleList(
+            DecoderLayer(width, config.heads, config.ff, config.dropout) for _ in range(config.decoder_layers)
         )
-        self.head = nn.Linear(config.width, 2 * config.feature_dim)
+        self.output = nn.Linear(width, 2 * config.feature_dim)
 
     def _encode(self, motion_a, motion_b, mask):
-        mean, logvar, _ = self.encoder(torch.cat([motion_a, motion_b], dim=-1), mask)
+        tokens = self.distribution_tokens.expand(mask.shape[0], -1, -1)
+        x = self.encoder_positions(torch.cat([tokens, self.input(torch.cat([motion_a, motion_b], dim=-1))], dim=1))
+        key_mask = always_real(mask, tokens.shape[1])
+        for layer in self.encoder:
+            x = layer(x, key_mask)
+        mean, logvar = x[:, : tokens.shape[1]].chunk(2, dim=1)
         return mean, logvar
 
     def _decode(self, z, mask):
-        return self.head(self.decoder(z, mask)).chunk(2, dim=-1)
+        x = self.decoder_positions(z.new_zeros(*mask.shape, self.config.width))
+        for layer in self.decoder:
+            x = layer(x, z, mask)
+        return self.output(x).chunk(2, dim=-1)

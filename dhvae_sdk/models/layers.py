@@ -1,11 +1,14 @@
-"""Transformer building blocks shared by the VAEs and the text encoder (pre-norm, SDPA).
+"""Transformer layers of the DHVAE's VAE and text encoder, in the released model's layout.
 
-Masks follow one convention everywhere: a bool tensor where True marks a real element
-(a valid frame, a token that may be attended to).
+Parameter names follow ``torch.nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` /
+``nn.TransformerDecoderLayer`` and CLIP's residual blocks, so official weights load by a
+prefix rename. The layers are written out rather than taken from torch because torch's
+fused inference path cannot be exported to ONNX and differs between devices.
+
+Masks follow one convention everywhere: a bool tensor where True marks a real element (a
+valid frame, a token that may be attended to). The release's own masks mean the opposite.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
@@ -26,141 +29,126 @@ def lengths_to_mask(lengths: torch.Tensor, num_frames: int | None = None) -> tor
     return torch.arange(num_frames, device=lengths.device)[None, :] < lengths[:, None]
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of x [B, T, W] over the frames where mask [B, T] is True."""
-    weights = mask.to(x.dtype)[..., None]
-    return (x * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+def always_real(mask: torch.Tensor, count: int) -> torch.Tensor:
+    """``mask`` [B, T] with ``count`` real tokens put in front."""
+    return torch.cat([mask.new_ones(mask.shape[0], count), mask], dim=1)
 
 
-def sinusoidal_table(length: int, width: int) -> torch.Tensor:
-    """The Transformer's sine/cosine position table, [length, width]."""
-    position = torch.arange(length, dtype=torch.float32)[:, None]
-    frequency = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10000.0) / width))
-    table = torch.zeros(length, width)
-    table[:, 0::2] = torch.sin(position * frequency)
-    table[:, 1::2] = torch.cos(position * frequency[: width // 2])
-    return table
+def attend(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None,
+           scale: float | None = None) -> torch.Tensor:
+    """Scaled dot-product attention over [B, H, L, d] tensors; ``attention_mask`` is a bool
+    mask broadcastable to [B, H, L, S] (True = may attend).
 
-
-class SinusoidalPositions(nn.Module):
-    """Fixed frame positions up to ``max_frames`` (a non-persistent buffer: not in checkpoints)."""
-
-    def __init__(self, max_frames: int, width: int):
-        super().__init__()
-        self.max_frames = max_frames
-        self.register_buffer("table", sinusoidal_table(max_frames, width), persistent=False)
-
-    def forward(self, num_frames: int) -> torch.Tensor:
-        if num_frames > self.max_frames:
-            raise ValueError(
-                f"{num_frames} frames requested but the model handles at most {self.max_frames} "
-                f"(config vae.max_frames)"
-            )
-        return self.table[:num_frames]
-
-
-class Attention(nn.Module):
-    """Multi-head attention of ``x`` over ``context`` (itself when None)."""
-
-    def __init__(self, width: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.query = nn.Linear(width, width)
-        self.key = nn.Linear(width, width)
-        self.value = nn.Linear(width, width)
-        self.out = nn.Linear(width, width)
-
-    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
-        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        context: torch.Tensor | None = None,
-        key_mask: torch.Tensor | None = None,
-        causal: bool = False,
-    ) -> torch.Tensor:
-        context = x if context is None else context
-        query, key, value = self._split_heads(self.query(x)), self._split_heads(self.key(context)), self._split_heads(self.value(context))
-        attention_mask = None if key_mask is None else key_mask[:, None, None, :]
-        if causal:
-            order = torch.ones(x.shape[1], context.shape[1], dtype=torch.bool, device=x.device).tril()
-            attention_mask = order if attention_mask is None else attention_mask & order
-        # No dropout on the attention weights: on CPU it forces SDPA's unfused path, ~10x slower
-        # (0.03 s -> 0.3 s forward at batch 32 x 300 frames); the residual dropouts regularize.
-        if torch.onnx.is_in_onnx_export():
-            attended = _explicit_attention(query, key, value, attention_mask)
-        else:
-            attended = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
-        return self.out(attended.transpose(1, 2).flatten(2))
-
-
-def _explicit_attention(query, key, value, attention_mask):
-    """``scaled_dot_product_attention`` spelled out: the ONNX exporter's own decomposition of it
-    adds a dozen shape nodes per call, a third of the denoiser step graph's nodes."""
-    scores = (query * query.shape[-1] ** -0.5) @ key.transpose(-2, -1)
+    When exporting, it is spelled out: the ONNX exporter's own decomposition of SDPA adds a
+    dozen shape nodes per call, a third of the denoiser step graph's nodes."""
+    if not torch.onnx.is_in_onnx_export():
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scale)
+    scale = query.shape[-1] ** -0.5 if scale is None else scale
+    scores = (query * scale) @ key.transpose(-2, -1)
     if attention_mask is not None:
         scores = scores.masked_fill(~attention_mask, float("-inf"))
     return scores.softmax(dim=-1) @ value
 
 
-class FeedForward(nn.Sequential):
-    def __init__(self, width: int, ff: int, dropout: float):
-        super().__init__(nn.Linear(width, ff), nn.GELU(), nn.Dropout(dropout), nn.Linear(ff, width))
+class MultiheadAttention(nn.Module):
+    """``nn.MultiheadAttention`` (batch first, packed input projection) with bool key masks."""
 
-
-class TransformerLayer(nn.Module):
-    """Pre-norm layer: [self-attention] -> [cross-attention] -> feed-forward, each a residual."""
-
-    def __init__(
-        self, width: int, heads: int, ff: int, dropout: float,
-        self_attention: bool = True, cross_attention: bool = False,
-    ):
+    def __init__(self, width: int, heads: int):
         super().__init__()
-        self.self_norm = nn.LayerNorm(width) if self_attention else None
-        self.self_attention = Attention(width, heads) if self_attention else None
-        self.cross_norm = nn.LayerNorm(width) if cross_attention else None
-        self.cross_attention = Attention(width, heads) if cross_attention else None
-        self.ff_norm = nn.LayerNorm(width)
-        self.ff = FeedForward(width, ff, dropout)
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * width, width))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * width))
+        self.out_proj = nn.Linear(width, width)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, key_mask: torch.Tensor | None = None,
+                causal: bool = False) -> torch.Tensor:
+        if context is None:
+            query, key, value = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        else:
+            w_q, w_kv = self.in_proj_weight.split([x.shape[-1], 2 * x.shape[-1]])
+            b_q, b_kv = self.in_proj_bias.split([x.shape[-1], 2 * x.shape[-1]])
+            query = F.linear(x, w_q, b_q)
+            key, value = F.linear(context, w_kv, b_kv).chunk(2, dim=-1)
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        if causal:
+            order = torch.ones(x.shape[1], key.shape[1], dtype=torch.bool, device=x.device).tril()
+            mask = order if mask is None else mask & order
+        attended = attend(self._heads(query), self._heads(key), self._heads(value), mask)
+        return self.out_proj(attended.transpose(1, 2).flatten(2))
+
+
+class EncoderLayer(nn.Module):
+    """Post-norm self-attention layer (``nn.TransformerEncoderLayer``, ReLU unless given)."""
+
+    def __init__(self, width: int, heads: int, ff: int, dropout: float, activation=F.relu):
+        super().__init__()
+        self.self_attn = MultiheadAttention(width, heads)
+        self.linear1 = nn.Linear(width, ff)
+        self.linear2 = nn.Linear(ff, width)
+        self.norm1 = nn.LayerNorm(width)
+        self.norm2 = nn.LayerNorm(width)
+        self.dropout = nn.Dropout(dropout)
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.norm1(x + self.dropout(self.self_attn(x, key_mask=key_mask)))
+        return self.norm2(x + self.dropout(self.linear2(self.dropout(self.activation(self.linear1(x))))))
+
+
+class DecoderLayer(nn.Module):
+    """Post-norm self-attention, cross-attention to a memory, ReLU feed-forward
+    (``nn.TransformerDecoderLayer``); the memory is never masked."""
+
+    def __init__(self, width: int, heads: int, ff: int, dropout: float):
+        super().__init__()
+        self.self_attn = MultiheadAttention(width, heads)
+        self.multihead_attn = MultiheadAttention(width, heads)
+        self.linear1 = nn.Linear(width, ff)
+        self.linear2 = nn.Linear(ff, width)
+        self.norm1 = nn.LayerNorm(width)
+        self.norm2 = nn.LayerNorm(width)
+        self.norm3 = nn.LayerNorm(width)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        context: torch.Tensor | None = None,
-        context_mask: torch.Tensor | None = None,
-        causal: bool = False,
-    ) -> torch.Tensor:
-        if self.self_attention is not None:
-            x = x + self.dropout(self.self_attention(self.self_norm(x), key_mask=mask, causal=causal))
-        if self.cross_attention is not None:
-            x = x + self.dropout(self.cross_attention(self.cross_norm(x), context, key_mask=context_mask))
-        return x + self.dropout(self.ff(self.ff_norm(x)))
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        x = self.norm1(x + self.dropout(self.self_attn(x, key_mask=key_mask)))
+        x = self.norm2(x + self.dropout(self.multihead_attn(x, context=memory)))
+        return self.norm3(x + self.dropout(self.linear2(self.dropout(F.relu(self.linear1(x))))))
 
 
-class TransformerStack(nn.Module):
-    """``depth`` TransformerLayers and a final LayerNorm."""
+class CrossLayer(nn.Module):
+    """Post-norm cross-attention of a stream over another, then a ReLU feed-forward: one
+    half of a co-transformer block. The release puts no dropout here."""
 
-    def __init__(
-        self, depth: int, width: int, heads: int, ff: int, dropout: float,
-        self_attention: bool = True, cross_attention: bool = False,
-    ):
+    def __init__(self, width: int, heads: int, ff: int):
         super().__init__()
-        self.layers = nn.ModuleList(
-            TransformerLayer(width, heads, ff, dropout, self_attention, cross_attention) for _ in range(depth)
-        )
-        self.norm = nn.LayerNorm(width)
+        self.mha = MultiheadAttention(width, heads)
+        self.ffn = nn.Sequential(nn.Linear(width, ff), nn.ReLU(), nn.Linear(ff, width))
+        self.normlayer1 = nn.LayerNorm(width)
+        self.normlayer2 = nn.LayerNorm(width)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        context: torch.Tensor | None = None,
-        context_mask: torch.Tensor | None = None,
-        causal: bool = False,
-    ) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x, mask, context, context_mask, causal)
-        return self.norm(x)
+    def forward(self, x: torch.Tensor, context: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        x = self.normlayer1(x + self.mha(x, context=context, key_mask=key_mask))
+        return self.normlayer2(x + self.ffn(x))
+
+
+class LearnedPositions(nn.Module):
+    """A learned table added to the first rows of a sequence."""
+
+    def __init__(self, rows: int, width: int):
+        super().__init__()
+        self.table = nn.Parameter(torch.empty(rows, width))
+        nn.init.trunc_normal_(self.table, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] > self.table.shape[0]:
+            raise ValueError(
+                f"a sequence of {x.shape[1]} positions is longer than the model's table of "
+                f"{self.table.shape[0]} (config vae.max_frames plus the latent tokens)"
+            )
+        return x + self.table[: x.shape[1]]

@@ -1,12 +1,14 @@
-"""Text conditioning: CLIP BPE tokens -> a CLIP-shaped tower -> trainable layers -> one vector.
+"""Text conditioning: CLIP BPE tokens -> a CLIP text tower -> unmasked layers -> one vector.
 
-``TextEncoder.forward(tokens [B, 77]) -> [B, output_width]``: token features of the tower,
-``config.layers`` trainable causal Transformer layers, the feature at the end-of-text token
-(the largest id, as in CLIP), LayerNorm, Linear to the denoiser width.
+``TextEncoder.forward(tokens [B, 77]) -> [B, width]``: the tower (token and positional
+embeddings, pre-norm causal residual blocks, final LayerNorm; CLIP's own layout and names),
+``head_layers`` post-norm encoder layers WITHOUT a mask (exact GELU), a LayerNorm, and the
+row at the end-of-text token (the largest id, as in CLIP). No projection: the condition has
+the tower's width. The unconditional input of classifier-free guidance is the encoding of
+the empty string.
 
-The "clip" tower (open_clip ViT-L-14 text tower) is frozen and comes from the user's weights
-file, never from our checkpoints: checkpoints and parameter counts skip ``FrozenClipTower``.
-open_clip is imported on first use (it takes seconds).
+CLIP's own weights (for training the ``paper`` preset from scratch) come from a local
+open_clip / OpenAI state-dict file; checkpoints then carry them like every other weight.
 """
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ import warnings
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import TextEncoderConfig
-from .layers import TransformerStack
+from .layers import EncoderLayer, MultiheadAttention
 
-CLIP_MODEL_NAME = "ViT-L-14"
-CLIP_VOCAB_SIZE = 49408  # CLIP's BPE vocabulary, special tokens included
+TOWER_KEYS = ("token_embedding.", "positional_embedding", "transformer.resblocks.", "ln_final.")
 
 
 @functools.lru_cache(maxsize=1)
@@ -32,133 +34,146 @@ def _clip_tokenizer():
     return SimpleTokenizer()
 
 
+def _token_ids(text: str, context_length: int, index: int) -> torch.Tensor:
+    tokenizer = _clip_tokenizer()
+    tokens = [tokenizer.sot_token_id, *tokenizer.encode(text), tokenizer.eot_token_id]
+    if len(tokens) > context_length:
+        warnings.warn(
+            f"text {index} has {len(tokens)} tokens, more than the context of {context_length}; "
+            f"it is truncated: {text[:60]!r}...",
+            stacklevel=3,
+        )
+        tokens = tokens[: context_length - 1] + [tokenizer.eot_token_id]
+    ids = torch.zeros(context_length, dtype=torch.long)
+    ids[: len(tokens)] = torch.tensor(tokens)
+    return ids
+
+
 def tokenize(texts: Sequence[str], context_length: int = 77) -> torch.Tensor:
     """CLIP BPE ids [B, context_length] (start, text, end, zero padding). Longer texts are
     truncated (keeping the end token) with a warning."""
     if isinstance(texts, str) or not isinstance(texts, Sequence) or len(texts) == 0:
         raise ValueError(f"texts must be a non-empty list of strings, got {texts!r}")
-    tokenizer = _clip_tokenizer()
-    ids = torch.zeros(len(texts), context_length, dtype=torch.long)
     for index, text in enumerate(texts):
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"text {index} must be a non-empty string, got {text!r}")
-        tokens = [tokenizer.sot_token_id, *tokenizer.encode(text), tokenizer.eot_token_id]
-        if len(tokens) > context_length:
-            warnings.warn(
-                f"text {index} has {len(tokens)} tokens, more than the context of {context_length}; "
-                f"it is truncated: {text[:60]!r}...",
-                stacklevel=2,
-            )
-            tokens = tokens[: context_length - 1] + [tokenizer.eot_token_id]
-        ids[index, : len(tokens)] = torch.tensor(tokens)
-    return ids
+    return torch.stack([_token_ids(text, context_length, index) for index, text in enumerate(texts)])
 
 
-def _read_tensors(path: str, wanted: set[str]) -> dict[str, torch.Tensor]:
-    """The ``wanted`` tensors of a safetensors or torch state-dict file (an optional "module."
-    prefix and a {"state_dict": ...} wrapper are accepted). Never executes code from the file."""
-    if path.endswith(".safetensors"):
-        from safetensors import safe_open
-
-        with safe_open(path, framework="pt") as file:
-            return {
-                key.removeprefix("module."): file.get_tensor(key)
-                for key in file.keys() if key.removeprefix("module.") in wanted
-            }
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as error:
-        raise ValueError(
-            f"{path}: cannot be read as a state dict with torch.load(weights_only=True) ({error}). "
-            f"OpenAI's TorchScript .pt archives are not supported; give an open_clip state-dict "
-            f"or .safetensors file"
-        ) from error
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: expected a dict of tensors, found {type(state).__name__}")
-    return {key.removeprefix("module."): value for key, value in state.items() if key.removeprefix("module.") in wanted}
+def empty_text_tokens(count: int, context_length: int = 77) -> torch.Tensor:
+    """The tokens of the empty string (start, end, padding): the unconditional input."""
+    return _token_ids("", context_length, 0).expand(count, -1).clone()
 
 
-class FrozenClipTower(nn.Module):
-    """open_clip's ViT-L-14 text tower (token embedding, positions, transformer, ln_final,
-    causal mask), frozen. tokens [B, 77] -> token features [B, 77, 768]."""
-
-    def __init__(self, weights_path: str | None, quick_gelu: bool):
-        super().__init__()
-        import open_clip
-        from open_clip.transformer import QuickGELU, TextTransformer
-
-        text = open_clip.get_model_config(CLIP_MODEL_NAME)["text_cfg"]
-        self.clip = TextTransformer(
-            context_length=text["context_length"], vocab_size=text["vocab_size"], width=text["width"],
-            heads=text["heads"], layers=text["layers"], output_dim=None, output_tokens=True,
-            act_layer=QuickGELU if quick_gelu else nn.GELU,
-        )
-        self.width = text["width"]
-        if weights_path is None:
-            warnings.warn(
-                "No CLIP weights file given (config text.clip_weights): the frozen ViT-L-14 text "
-                "tower has RANDOM weights, so text conditioning is meaningless. Pass the path of an "
-                "open_clip ViT-L-14 state dict (.pt/.bin/.safetensors).",
-                stacklevel=2,
-            )
-        else:
-            self._load(weights_path)
-        self.requires_grad_(False)
-
-    def _load(self, path: str) -> None:
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"CLIP weights file {path} does not exist (config text.clip_weights)")
-        wanted = set(self.clip.state_dict())
-        state = _read_tensors(path, wanted)
-        missing = sorted(wanted - set(state))
-        if missing:
-            raise ValueError(
-                f"{path} is not an open_clip {CLIP_MODEL_NAME} text tower: {len(missing)} key(s) "
-                f"missing, e.g. {missing[:3]}"
-            )
-        try:
-            self.clip.load_state_dict(state)
-        except RuntimeError as error:
-            raise ValueError(f"{path}: tensor shapes do not match {CLIP_MODEL_NAME}'s text tower: {error}") from error
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return self.clip(tokens)[1]
+class QuickGELU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
 
 
-class SmallClipTower(nn.Module):
-    """A small CLIP-shaped tower trained with the model. Its token embedding is factorized
-    (vocab x token_embedding_dim, then Linear to the width) because CLIP's 49408-entry
-    vocabulary at full width would dwarf the rest of a tiny model."""
+class ResidualBlock(nn.Module):
+    """CLIP's pre-norm block: causal self-attention and an MLP, each a residual."""
 
     def __init__(self, config: TextEncoderConfig):
         super().__init__()
-        self.width = config.tower_width
-        self.token_embedding = nn.Embedding(CLIP_VOCAB_SIZE, config.token_embedding_dim)
-        self.token_projection = nn.Linear(config.token_embedding_dim, config.tower_width)
-        self.positional_embedding = nn.Parameter(torch.randn(config.context_length, config.tower_width) * 0.01)
-        self.transformer = TransformerStack(
-            config.tower_layers, config.tower_width, config.tower_heads, config.tower_ff, config.dropout,
-        )
+        self.ln_1 = nn.LayerNorm(config.width)
+        self.attn = MultiheadAttention(config.width, config.heads)
+        self.ln_2 = nn.LayerNorm(config.width)
+        self.mlp = nn.Sequential()
+        self.mlp.add_module("c_fc", nn.Linear(config.width, config.mlp))
+        self.mlp.add_module("gelu", QuickGELU() if config.quick_gelu else nn.GELU())
+        self.mlp.add_module("c_proj", nn.Linear(config.mlp, config.width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), causal=True)
+        return x + self.mlp(self.ln_2(x))
+
+
+class ClipTextTower(nn.Module):
+    """tokens [B, context] -> token features [B, context, width] after ``ln_final``."""
+
+    def __init__(self, config: TextEncoderConfig):
+        super().__init__()
+        self.token_embedding = nn.Embedding(config.vocab_size, config.width)
+        self.positional_embedding = nn.Parameter(torch.empty(config.context_length, config.width))
+        self.resblocks = nn.ModuleList(ResidualBlock(config) for _ in range(config.layers))
+        self.ln_final = nn.LayerNorm(config.width)
+        nn.init.normal_(self.token_embedding.weight, std=0.02)
+        nn.init.normal_(self.positional_embedding, std=0.01)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        x = self.token_projection(self.token_embedding(tokens)) + self.positional_embedding[: tokens.shape[1]]
-        return self.transformer(x, causal=True)
+        x = self.token_embedding(tokens) + self.positional_embedding
+        for block in self.resblocks:
+            x = block(x)
+        return self.ln_final(x)
+
+    def load_clip_weights(self, path: str) -> None:
+        """Load a CLIP text tower from an open_clip or OpenAI state-dict file (.pt/.bin or
+        .safetensors; read without executing code). Its ``transformer.resblocks.*`` keys are
+        this tower's ``resblocks.*``."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"CLIP weights file {path} does not exist (config text.clip_weights)")
+        state = {
+            key.removeprefix("transformer."): value
+            for key, value in _read_tensors(path).items() if key.startswith(TOWER_KEYS)
+        }
+        wanted = set(self.state_dict())
+        missing = sorted(wanted - set(state))
+        if missing:
+            raise ValueError(f"{path} is not a CLIP text tower of this shape: {len(missing)} key(s) missing, e.g. {missing[:3]}")
+        try:
+            self.load_state_dict({key: state[key] for key in wanted})
+        except RuntimeError as error:
+            raise ValueError(f"{path}: tensor shapes do not match the configured CLIP text tower: {error}") from error
+
+
+def _read_tensors(path: str) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors or torch state-dict file (an optional "module." prefix and a
+    {"state_dict": ...} wrapper are accepted). Never executes code from the file."""
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        state = load_file(path)
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as error:
+            raise ValueError(
+                f"{path}: cannot be read as a state dict with torch.load(weights_only=True) ({error}). "
+                f"OpenAI's TorchScript .pt archives are not supported; give an open_clip state-dict "
+                f"or .safetensors file"
+            ) from error
+        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+            state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: expected a dict of tensors, found {type(state).__name__}")
+    return {key.removeprefix("module."): value for key, value in state.items()}
 
 
 class TextEncoder(nn.Module):
-    def __init__(self, config: TextEncoderConfig, output_width: int):
+    def __init__(self, config: TextEncoderConfig):
         super().__init__()
         self.config = config
-        if config.kind == "clip":
-            self.tower = FrozenClipTower(config.clip_weights, config.clip_quick_gelu)
-        else:
-            self.tower = SmallClipTower(config)
-        self.input = nn.Linear(self.tower.width, config.width)
-        self.transformer = TransformerStack(config.layers, config.width, config.heads, config.ff, config.dropout)
-        self.output = nn.Linear(config.width, output_width)
+        self.tower = ClipTextTower(config)
+        self.head = nn.ModuleList(
+            EncoderLayer(config.width, config.head_heads, config.head_ff, config.dropout, activation=F.gelu)
+            for _ in range(config.head_layers)
+        )
+        self.head_norm = nn.LayerNorm(config.width)
+        if config.clip_weights is not None:
+            self.tower.load_clip_weights(config.clip_weights)
+        elif not config.train_tower:
+            warnings.warn(
+                "No CLIP weights file given (config text.clip_weights) for a frozen CLIP text tower: "
+                "it has RANDOM weights, so text conditioning is meaningless. Pass the path of a CLIP "
+                "ViT-L/14 text tower state dict (.pt/.bin/.safetensors).",
+                stacklevel=2,
+            )
+        self.set_tower_trainable()
+
+    def set_tower_trainable(self) -> None:
+        """A frozen tower keeps its positional embedding trainable, as the release trains it."""
+        self.tower.requires_grad_(self.config.train_tower)
+        self.tower.positional_embedding.requires_grad_(True)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.dim() != 2 or tokens.dtype != torch.long or tokens.shape[1] != self.config.context_length:
@@ -166,6 +181,8 @@ class TextEncoder(nn.Module):
                 f"tokens must be a long tensor [B, {self.config.context_length}] from tokenize(), "
                 f"got {tuple(tokens.shape)} {tokens.dtype}"
             )
-        features = self.transformer(self.input(self.tower(tokens)), causal=True)
-        end_of_text = tokens.argmax(dim=-1)
-        return self.output(features[torch.arange(tokens.shape[0], device=tokens.device), end_of_text])
+        x = self.tower(tokens)
+        for layer in self.head:
+            x = layer(x)
+        x = self.head_norm(x)
+        return x[torch.arange(tokens.shape[0], device=tokens.device), tokens.argmax(dim=-1)]

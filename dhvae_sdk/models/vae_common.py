@@ -1,5 +1,4 @@
-"""What both motion VAEs share: the public interface with its input checks, the
-distribution-token encoder and the latent-token decoder (both MLD-style)."""
+"""What both motion VAEs share: the public interface and its input checks."""
 from __future__ import annotations
 
 import torch
@@ -7,7 +6,6 @@ from torch import nn
 
 from .config import VAEConfig
 from .latent import GROUPS, LatentPosterior
-from .layers import SinusoidalPositions, TransformerStack
 
 
 def _tracing() -> bool:
@@ -64,7 +62,7 @@ class MotionVAE(nn.Module):
 
     def decode(self, z: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """z [B, 3l, d_z] -> (features_a, features_b), each [B, T, feature_dim]; T = mask.shape[1]."""
-        expected = (len(GROUPS) * self.tokens_per_group, self.config.latent_dim)
+        expected = (len(GROUPS) * self.tokens_per_group, self.config.width)
         if not isinstance(z, torch.Tensor) or z.dim() != 3 or tuple(z.shape[1:]) != expected:
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
             raise ValueError(f"z must be [B, {expected[0]}, {expected[1]}], got {shape}")
@@ -88,48 +86,3 @@ class MotionVAE(nn.Module):
 
     def _decode(self, z, mask) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
-
-
-class DistributionEncoder(nn.Module):
-    """Transformer encoder with learnable distribution tokens prepended to the frames (MLD):
-    one "mean" and one "logvar" token per latent token; their outputs, projected to d_z,
-    are the Gaussian. Also returns the per-frame outputs."""
-
-    def __init__(self, config: VAEConfig, input_dim: int, num_tokens: int, depth: int):
-        super().__init__()
-        self.num_tokens = num_tokens
-        self.input = nn.Linear(input_dim, config.width)
-        self.distribution_tokens = nn.Parameter(torch.randn(2 * num_tokens, config.width) * 0.02)
-        self.positions = SinusoidalPositions(config.max_frames, config.width)
-        self.transformer = TransformerStack(depth, config.width, config.heads, config.ff, config.dropout)
-        self.to_mean = nn.Linear(config.width, config.latent_dim)
-        self.to_logvar = nn.Linear(config.width, config.latent_dim)
-
-    def forward(self, frames: torch.Tensor, mask: torch.Tensor):
-        batch, num_frames = mask.shape
-        tokens = self.distribution_tokens.expand(batch, -1, -1)
-        sequence = torch.cat([tokens, self.input(frames) + self.positions(num_frames)], dim=1)
-        key_mask = torch.cat([mask.new_ones(batch, tokens.shape[1]), mask], dim=1)
-        out = self.transformer(sequence, key_mask)
-        n = self.num_tokens
-        return self.to_mean(out[:, :n]), self.to_logvar(out[:, n:2 * n]), out[:, 2 * n:]
-
-
-class LatentTokenDecoder(nn.Module):
-    """Latent tokens and sinusoidal queries for the requested frames, one self-attention
-    stack over both (MLD's decoder) -> per-frame features [B, T, width]."""
-
-    def __init__(self, config: VAEConfig, num_tokens: int, depth: int):
-        super().__init__()
-        self.input = nn.Linear(config.latent_dim, config.width)
-        self.token_positions = nn.Parameter(torch.randn(num_tokens, config.width) * 0.02)
-        self.positions = SinusoidalPositions(config.max_frames, config.width)
-        self.transformer = TransformerStack(depth, config.width, config.heads, config.ff, config.dropout)
-
-    def forward(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        batch, num_frames = mask.shape
-        tokens = self.input(z) + self.token_positions
-        queries = self.positions(num_frames).expand(batch, -1, -1)
-        key_mask = torch.cat([mask.new_ones(batch, tokens.shape[1]), mask], dim=1)
-        out = self.transformer(torch.cat([tokens, queries], dim=1), key_mask)
-        return out[:, tokens.shape[1]:]

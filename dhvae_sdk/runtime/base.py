@@ -32,6 +32,7 @@ def scheduler_of(config: DHVAEConfig) -> DDIMScheduler:
     return DDIMScheduler(
         num_train_steps=denoiser.num_train_steps, beta_start=denoiser.beta_start, beta_end=denoiser.beta_end,
         beta_schedule=denoiser.beta_schedule, prediction=denoiser.prediction,
+        steps_offset=denoiser.steps_offset, set_alpha_to_one=denoiser.set_alpha_to_one,
     )
 
 

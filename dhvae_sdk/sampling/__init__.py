@@ -5,7 +5,7 @@ the torch adapter for ``sample_latents``.
 """
 from dhvae_sdk.sampling.arrays import ArrayOps, NumpyOps
 from dhvae_sdk.sampling.guidance import classifier_free_guidance, sample_latents
-from dhvae_sdk.sampling.scheduler import FINAL_TIMESTEP, DDIMScheduler, StepCoefficients
+from dhvae_sdk.sampling.scheduler import DDIMScheduler, StepCoefficients
 
 __all__ = ["ArrayOps", "NumpyOps", "classifier_free_guidance", "sample_latents",
-           "FINAL_TIMESTEP", "DDIMScheduler", "StepCoefficients"]
+           "DDIMScheduler", "StepCoefficients"]

@@ -5,10 +5,10 @@ The schedule tables are numpy float64 and every per-step coefficient is a python
 same object drives torch tensors (training, torch backend) and numpy arrays (ONNX Runtime,
 TensorRT backends). Nothing here imports torch.
 
-Spacing is DDIM's "leading" rule: ``num_steps`` timesteps ``k * (N // num_steps)`` from the
-largest down to 0. The step after timestep 0 lands on ``FINAL_TIMESTEP`` whose cumulative
-alpha is 1.0 (not ``alphas_cumprod[0]``), so with eta = 0 the last update returns the model's
-clean-sample estimate itself, with no noise left in it.
+Spacing is diffusers' "leading" rule, as the released model samples: ``num_steps``
+timesteps ``k * (N // num_steps) + steps_offset`` from the largest down, each step going to
+``t - N // num_steps``. The last step's target is negative: its cumulative alpha is
+``alphas_cumprod[0]`` (``set_alpha_to_one`` False, the release's setting) or 1.0.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-FINAL_TIMESTEP = -1
 BETA_SCHEDULES = ("scaled_linear", "linear")
 PREDICTIONS = ("epsilon", "x0", "v")
 
@@ -48,12 +47,16 @@ class DDIMScheduler:
     beta_end: float = 0.012
     beta_schedule: str = "scaled_linear"
     prediction: str = "epsilon"
+    steps_offset: int = 1
+    set_alpha_to_one: bool = False
     clip_sample: bool = False
     clip_range: float = 1.0
 
     def __post_init__(self):
         if self.num_train_steps < 2:
             raise ValueError(f"num_train_steps must be at least 2, got {self.num_train_steps}")
+        if self.steps_offset < 0:
+            raise ValueError(f"steps_offset must be >= 0, got {self.steps_offset}")
         if self.beta_schedule not in BETA_SCHEDULES:
             raise ValueError(f"beta_schedule {self.beta_schedule!r} is unknown; use one of {BETA_SCHEDULES}")
         if self.prediction not in PREDICTIONS:
@@ -73,9 +76,9 @@ class DDIMScheduler:
         return np.cumprod(1.0 - self.betas)
 
     def alpha_cumprod(self, t: int) -> float:
-        """Cumulative alpha at timestep ``t``; ``FINAL_TIMESTEP`` (any t < 0) means clean data."""
+        """Cumulative alpha at timestep ``t``; any t < 0 is the target of the last step."""
         if t < 0:
-            return 1.0
+            return 1.0 if self.set_alpha_to_one else float(self.alphas_cumprod[0])
         if t >= self.num_train_steps:
             raise ValueError(f"timestep {t} is outside the schedule [0, {self.num_train_steps - 1}]")
         return float(self.alphas_cumprod[t])
@@ -84,12 +87,15 @@ class DDIMScheduler:
         if not 1 <= num_steps <= self.num_train_steps:
             raise ValueError(f"num_steps must be in [1, {self.num_train_steps}], got {num_steps}")
         stride = self.num_train_steps // num_steps
-        return [k * stride for k in reversed(range(num_steps))]
+        if (num_steps - 1) * stride + self.steps_offset >= self.num_train_steps:
+            raise ValueError(f"{num_steps} steps with steps_offset {self.steps_offset} reach past timestep "
+                             f"{self.num_train_steps - 1}; use fewer steps")
+        return [k * stride + self.steps_offset for k in reversed(range(num_steps))]
 
     def step_pairs(self, num_steps: int) -> list[tuple[int, int]]:
-        """(t, t_prev) for every sampling step; the last t_prev is ``FINAL_TIMESTEP``."""
-        steps = self.timesteps(num_steps)
-        return list(zip(steps, steps[1:] + [FINAL_TIMESTEP]))
+        """(t, t_prev) for every sampling step; the last t_prev is negative."""
+        stride = self.num_train_steps // num_steps
+        return [(t, t - stride) for t in self.timesteps(num_steps)]
 
     def step_coefficients(self, t: int, t_prev: int, eta: float = 0.0) -> StepCoefficients:
         if t_prev >= t:
