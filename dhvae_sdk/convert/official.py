@@ -29,7 +29,6 @@ from dhvae_sdk.motion import interhuman, interhuman_normalizer
 RELEASE_POSITION_ROWS = 5000  # the release's learned position tables, whatever max_len is
 RELEASE_DENOISER_POSITIONS = 1000
 TEXT_HEAD_HEADS = 8  # hard-coded in the release's text encoder
-FULL_PREFIXES = ("vae.", "denoiser.", "text_encoder.")
 
 
 class OfficialCheckpointError(ValueError):
@@ -229,19 +228,18 @@ def config_from_release(loaded: dict, clip_heads: int | None = None) -> DHVAECon
     _require(not vae.get("is_skip", False), path, "vae.is_skip (the VAE's skip transformers) is not used by the release and not supported")
     _require(not vae.get("is_two_pe", False), path, "vae.is_two_pe (two position tables) is not supported")
     _require(vae.get("is_learn_pe", True), path, "vae.is_learn_pe false (fixed VAE positions) is not supported")
-    prefix = "vae." if any(key.startswith("vae.") for key in state) else ""
     width = int(vae["latent_dim"])
-    hire = any(key.startswith(prefix + "decoder.top_decoder.") for key in state)
-    person_layers = _count(state, re.escape(prefix) + r"encoder\.encoder_left\.layers\.(\d+)\.")
-    decoder_layers = _count(state, re.escape(prefix) + r"decoder\.decoder_left\.layers\.(\d+)\.")
-    top = 2 * _count(state, re.escape(prefix) + r"encoder\.encoder_top\.in_blocks\.(\d+)\.") + 1
+    hire = any(key.startswith("vae.decoder.top_decoder.") for key in state)
+    person_layers = _count(state, r"vae\.encoder\.encoder_left\.layers\.(\d+)\.")
+    decoder_layers = _count(state, r"vae\.decoder\.decoder_left\.layers\.(\d+)\.")
+    top = 2 * _count(state, r"vae\.encoder\.encoder_top\.in_blocks\.(\d+)\.") + 1
     _require(person_layers > 0 and decoder_layers > 0, path, "no VAE encoder/decoder layers found in the state dict")
     _require(decoder_layers == (person_layers if hire else person_layers + top), path,
              f"{decoder_layers} decoder layers per person fit neither decoder variant "
              f"({person_layers} encoder layers, co-transformer depth {top})")
     vae_config = VAEConfig(
         decoder="hire" if hire else "cat", feature_dim=int(vae["d_input"]), latent_tokens=int(vae["latent_size"]),
-        width=width, heads=int(vae["nhead"]), ff=int(state[prefix + "encoder.encoder_left.layers.0.linear1.weight"].shape[0]),
+        width=width, heads=int(vae["nhead"]), ff=int(state["vae.encoder.encoder_left.layers.0.linear1.weight"].shape[0]),
         person_layers=person_layers, interaction_layers=top, dropout=float(vae.get("dropout", 0.1)),
         max_frames=int(vae["max_len"]),
     )
@@ -251,7 +249,7 @@ def config_from_release(loaded: dict, clip_heads: int | None = None) -> DHVAECon
              and not mld.get("is_dpm", False), path,
              "learned denoiser positions, v/sample prediction and DPM-Solver are not used by the release and not supported")
     skip = any(key.startswith("denoiser.denoiser.denoiser.in_layers.") for key in state)
-    if prefix:
+    if any(key.startswith("denoiser.") for key in state):
         layers = (2 * _count(state, r"denoiser\.denoiser\.denoiser\.in_layers\.(\d+)\.") + 1 if skip
                   else _count(state, r"denoiser\.denoiser\.denoiser\.layers\.(\d+)\."))
     else:
