@@ -2,7 +2,6 @@
 import json
 import os
 
-import open_clip
 import pytest
 import torch
 from safetensors import safe_open
@@ -11,7 +10,6 @@ from safetensors.torch import load_file, save_file
 import dhvae_sdk.checkpoint as checkpoint_module
 from dhvae_sdk.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_config, save_checkpoint
 from dhvae_sdk.models import build_model, get_preset
-from dhvae_sdk.models.text_encoder import CLIP_VOCAB_SIZE
 
 MEAN = torch.linspace(-1.0, 1.0, 262)
 STD = torch.linspace(0.5, 2.0, 262)
@@ -63,7 +61,7 @@ def test_round_trip_is_bit_exact(tmp_path, kind):
     assert loaded.stage == "denoiser" and loaded.metadata["step"] == "42"
     assert not loaded.model.training
     # Same weights, same function: a decode through both models agrees exactly.
-    z, mask = torch.randn(1, 3, 32), torch.ones(1, 10, dtype=torch.bool)
+    z, mask = torch.randn(1, 3, 64), torch.ones(1, 10, dtype=torch.bool)
     assert torch.equal(model.eval().vae.decode(z, mask)[0], loaded.model.vae.decode(z, mask)[0])
 
 
@@ -71,7 +69,7 @@ def test_metadata_and_tensor_names(saved):
     path, model = saved
     with safe_open(str(path), framework="pt") as file:
         metadata, keys = file.metadata(), set(file.keys())
-    assert metadata["format"] == "dhvae-checkpoint" and metadata["format_version"] == "1"
+    assert metadata["format"] == "dhvae-checkpoint" and metadata["format_version"] == "2"
     assert json.loads(metadata["config"]) == model.config.to_dict()
     assert metadata["created_by"].startswith("dhvae-sdk")
     assert {"normalizer.mean", "normalizer.std", "latent.scales"} <= keys
@@ -132,9 +130,12 @@ def test_refuses_foreign_and_newer_files(saved, tmp_path):
     save_file({"weight": torch.zeros(3)}, str(foreign))
     with pytest.raises(CheckpointError, match="not a dhvae-sdk checkpoint .*format=None"):
         load_checkpoint(foreign)
-    newer = rewrite(path, tmp_path / "newer.safetensors", metadata_changes={"format_version": "2"})
-    with pytest.raises(CheckpointError, match="format version 2, newer than this dhvae-sdk reads"):
+    newer = rewrite(path, tmp_path / "newer.safetensors", metadata_changes={"format_version": "3"})
+    with pytest.raises(CheckpointError, match="format version 3, newer than this dhvae-sdk reads"):
         load_checkpoint(newer)
+    retired = rewrite(path, tmp_path / "retired.safetensors", metadata_changes={"format_version": "1"})
+    with pytest.raises(CheckpointError, match="retired clean-room architecture.*python -m dhvae_sdk.convert"):
+        load_checkpoint(retired)
     bad_config = rewrite(path, tmp_path / "bad.safetensors", metadata_changes={"config": json.dumps({"vea": {}})})
     with pytest.raises(CheckpointError, match=r"invalid config in the metadata: .*unknown key\(s\) \['vea'\]"):
         load_checkpoint(bad_config)
@@ -142,39 +143,29 @@ def test_refuses_foreign_and_newer_files(saved, tmp_path):
 
 def test_refuses_missing_unexpected_and_misshapen_weights(saved, tmp_path):
     path, _ = saved
-    missing = rewrite(path, tmp_path / "missing.safetensors", drop={"denoiser.null_text"})
-    with pytest.raises(CheckpointError, match="missing weight\\(s\\) denoiser.null_text; unexpected weight\\(s\\) none"):
+    missing = rewrite(path, tmp_path / "missing.safetensors", drop={"denoiser.head.bias"})
+    with pytest.raises(CheckpointError, match="missing weight\\(s\\) denoiser.head.bias; unexpected weight\\(s\\) none"):
         load_checkpoint(missing)
     extra = rewrite(path, tmp_path / "extra.safetensors", add={"vae.extra_head": torch.zeros(2)})
     with pytest.raises(CheckpointError, match="unexpected weight\\(s\\) vae.extra_head"):
         load_checkpoint(extra)
-    shaped = rewrite(path, tmp_path / "shaped.safetensors", add={"denoiser.null_text": torch.zeros(5)})
+    shaped = rewrite(path, tmp_path / "shaped.safetensors", add={"denoiser.head.bias": torch.zeros(5)})
     with pytest.raises(CheckpointError, match="weight shapes do not match its config"):
         load_checkpoint(shaped)
 
 
-SMALL_CLIP_TEXT = {"context_length": 77, "vocab_size": CLIP_VOCAB_SIZE, "width": 64, "heads": 2, "layers": 2}
-
-
-def test_clip_tower_comes_from_its_weights_file_not_the_checkpoint(tmp_path, monkeypatch):
-    monkeypatch.setattr(open_clip, "get_model_config", lambda name: {"text_cfg": SMALL_CLIP_TEXT})
+def test_checkpoint_carries_the_text_tower_and_needs_no_clip_file(tmp_path):
     config = get_preset("tiny")
-    config.text.kind = "clip"
-    with pytest.warns(UserWarning, match="RANDOM weights"):
-        donor = build_model(config)
     clip_file = tmp_path / "clip.safetensors"
-    save_file(donor.text.tower.clip.state_dict(), str(clip_file))
+    tower = tiny_model(seed=3).text.tower.state_dict()  # stored in open_clip's layout
+    save_file({("transformer." if key.startswith("resblocks.") else "") + key: value for key, value in tower.items()},
+              str(clip_file))
     config.text.clip_weights = str(clip_file)
     model = build_model(config)
     path = tmp_path / "model.safetensors"
     save(path, model)
-    assert not any(key.startswith("text.tower.") for key in load_file(str(path)))
+    assert any(key.startswith("text.tower.resblocks.") for key in load_file(str(path)))
+    clip_file.unlink()  # the checkpoint alone rebuilds the model
     restored = load_checkpoint(path).model.state_dict()
     assert all(torch.equal(value, restored[key]) for key, value in model.state_dict().items())
-
-    moved = tmp_path / "moved.safetensors"
-    clip_file.rename(moved)
-    with pytest.raises(CheckpointError, match="pass clip_weights=PATH to load_checkpoint"):
-        load_checkpoint(path)
-    tokens = torch.tensor([[49406, 320, 49407] + [0] * 74])
-    assert torch.equal(load_checkpoint(path, clip_weights=str(moved)).model.text(tokens), model.eval().text(tokens))
+    assert torch.equal(restored["text.tower.ln_final.weight"], tower["ln_final.weight"])

@@ -51,6 +51,7 @@ class MotionVAE(nn.Module):
                 )
         if motion_a.shape != motion_b.shape:
             raise ValueError(f"motion_a {tuple(motion_a.shape)} and motion_b {tuple(motion_b.shape)} differ in shape")
+        self._check_length(mask)
         check_mask(mask, motion_a.shape[0])
         if mask.shape[1] != motion_a.shape[1]:
             raise ValueError(f"mask covers {mask.shape[1]} frames but the motion has {motion_a.shape[1]}")
@@ -67,6 +68,7 @@ class MotionVAE(nn.Module):
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
             raise ValueError(f"z must be [B, {expected[0]}, {expected[1]}], got {shape}")
         check_mask(mask, z.shape[0])
+        self._check_length(mask)
         features_a, features_b = self._decode(z, mask)
         real = mask[..., None]
         return torch.where(real, features_a, 0.0), torch.where(real, features_b, 0.0)
@@ -80,6 +82,13 @@ class MotionVAE(nn.Module):
         latents = posterior.sample(generator)
         recon_a, recon_b = self.decode(latents, mask)
         return {"posterior": posterior, "latents": latents, "recon_a": recon_a, "recon_b": recon_b}
+
+    def _check_length(self, mask: torch.Tensor) -> None:
+        if mask.dim() == 2 and mask.shape[1] > self.config.max_frames:
+            raise ValueError(
+                f"{mask.shape[1]} frames requested but the model handles at most {self.config.max_frames} "
+                f"(config vae.max_frames)"
+            )
 
     def _encode(self, motion_a, motion_b, mask) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
