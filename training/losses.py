@@ -1,14 +1,19 @@
-"""Stage-1 losses of the DHVAE: reconstruction, KL, joint positions and the interaction triplet.
+"""Stage-1 losses of the DHVAE, the released recipe (``official-dhvae.md``, "Training recipe"):
 
-All motion tensors are two-person batches [B, T, 2, D] in normalized units with a frame mask
-[B, T] (True = real frame). Joint positions and translations work on de-normalized features,
-so the representation brings its normalizer, its features-to-joints map and its ground-plane
-translation (``MotionRepresentation``). A representation without joints (InterX without the
-SMPL-X body model) has no joint and no triplet loss.
+  loss = w_rec (L1_A + L1_B) + w_joint (L1 of A's + of B's joint positions)
+         + w_kl mean(KL_a, KL_b, KL_g) + w_tri triplet(z_g means)
+
+The L1 terms are masked means over the real frames of normalized features (the release's
+weighted L1 without its padding term: our decoder outputs zeros there, which no weight can
+move); the joint term is the same L1 on the joint-position dims (0:66 for InterHuman), also
+in normalized space. The triplet anchors on the posterior mean of z_g; its positive and
+negative move person B's joints along x and along y (y is vertical), each axis by its own
+draw, as the release does. Motion tensors are two-person batches [B, T, 2, D] with a frame
+mask [B, T] (True = real frame). A representation without joint positions (InterX) has no
+joint and no triplet term.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,15 +24,18 @@ from dhvae_sdk.models import LatentPosterior, LossConfig, MotionVAE
 from dhvae_sdk.motion import Normalizer
 from dhvae_sdk.physics import contact_test
 
-# Spread (metres) of the two-tailed Gaussian the negative's shift length is drawn from
-# before truncation to [neg_min, neg_max]; the method fixes only the truncation bounds.
+# The release draws every shift from a standard normal in metres (std 1 m) truncated to the
+# allowed range, so inside the narrow ranges the draw is close to uniform.
+SHIFT_STD = 1.0
+# The shifted axes: x (sideways) and y (vertical); z (depth) stays.
+SHIFTED_AXES = (0, 1)
 
 
 @dataclass(frozen=True)
 class MotionRepresentation:
     normalizer: Normalizer
-    to_joints: Callable | None  # raw features [..., D] -> joints [..., 22, 3]; None: not available
-    translate: Callable | None  # (raw features [..., D], offset_xz [..., 2]) -> raw features
+    to_joints: Callable | None  # raw features [..., D] -> joints [..., J, 3]; None: not available
+    positions: slice | None  # the joint positions (joint-major xyz) among the features; None: none
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -37,25 +45,20 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum() / (weights.sum() * per_frame).clamp_min(1.0)
 
 
-def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Smooth L1 on normalized features, padded frames excluded."""
-    return masked_mean(F.smooth_l1_loss(recon, target, reduction="none"), mask)
+def person_l1(recon: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sum over the two persons of the masked-mean L1 between [B, T, 2, D] tensors."""
+    return sum(masked_mean((recon[:, :, person] - target[:, :, person]).abs(), mask) for person in (0, 1))
 
 
 def kl_loss(posterior: LatentPosterior) -> torch.Tensor:
-    """KL of the three posteriors (z_a, z_b, z_g) to N(0, I), summed over the groups."""
-    return sum(posterior.kl().values())
+    """Mean of the three KLs (z_a, z_b, z_g) to N(0, I), each a mean over its elements."""
+    kls = posterior.kl().values()
+    return sum(kls) / len(kls)
 
 
 def joints_of(motion: torch.Tensor, representation: MotionRepresentation) -> torch.Tensor:
-    """Normalized features [..., D] -> joint positions [..., 22, 3] (metres), differentiable."""
+    """Normalized features [..., D] -> joint positions [..., J, 3] (metres)."""
     return representation.to_joints(representation.normalizer.denormalize(motion))
-
-
-def joint_position_loss(recon: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
-                        representation: MotionRepresentation) -> torch.Tensor:
-    """L1 between the joint positions of decoded and real features (metres), real frames only."""
-    return masked_mean((joints_of(recon, representation) - joints_of(target, representation)).abs(), mask)
 
 
 def pairs_in_contact(motion: torch.Tensor, mask: torch.Tensor, representation: MotionRepresentation,
@@ -68,42 +71,48 @@ def pairs_in_contact(motion: torch.Tensor, mask: torch.Tensor, representation: M
     return torch.as_tensor(touching, dtype=torch.bool, device=motion.device)
 
 
-def random_directions(count: int, device, dtype) -> torch.Tensor:
-    angle = torch.rand(count, device=device, dtype=dtype) * (2 * math.pi)
-    return torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1)
+def truncated_normal(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """One draw of N(0, SHIFT_STD^2) truncated to [low, high] per element (inverse CDF)."""
+    cdf_low, cdf_high = (torch.special.ndtr(bound.double() / SHIFT_STD) for bound in (low, high))
+    uniform = cdf_low + (cdf_high - cdf_low) * torch.rand(low.shape, dtype=torch.float64, device=low.device)
+    return (SHIFT_STD * torch.special.ndtri(uniform)).clamp(low.double(), high.double()).to(low.dtype)
 
 
-def positive_offsets(touching: torch.Tensor, config: LossConfig, dtype=torch.float32) -> torch.Tensor:
-    """[B, 2] ground-plane shifts, uniform in a disc of radius delta_c (touching) or delta_nc."""
-    radius = torch.where(touching, config.delta_c, config.delta_nc).to(dtype)
-    length = radius * torch.rand(touching.shape, device=touching.device, dtype=dtype).sqrt()
-    return length[:, None] * random_directions(len(touching), touching.device, dtype)
+def positive_shifts(touching: torch.Tensor, config: LossConfig, dtype=torch.float32) -> torch.Tensor:
+    """[B, 2] shifts (x, y) with |d| <= pos_contact (pairs in contact) or pos_apart, per axis."""
+    bound = torch.where(touching, config.pos_contact, config.pos_apart).to(dtype)[:, None].expand(-1, 2)
+    return truncated_normal(-bound, bound)
 
 
-def negative_offsets(count: int, config: LossConfig, device=None, dtype=torch.float32) -> torch.Tensor:
-    """[B, 2] shifts whose length |s| follows N(0, config.neg_std) truncated to
-    [neg_min, neg_max] (by inverse-CDF sampling), in a uniformly random direction."""
-    low = torch.special.ndtr(torch.tensor(config.neg_min / config.neg_std, dtype=torch.float64))
-    high = torch.special.ndtr(torch.tensor(config.neg_max / config.neg_std, dtype=torch.float64))
-    uniform = low + (high - low) * torch.rand(count, dtype=torch.float64, device=device)
-    length = (config.neg_std * torch.special.ndtri(uniform)).clamp(config.neg_min, config.neg_max).to(dtype)
-    return length[:, None] * random_directions(count, device, dtype)
+def negative_shifts(touching: torch.Tensor, config: LossConfig, dtype=torch.float32) -> torch.Tensor:
+    """[B, 2] shifts (x, y) with |d| in [neg_contact_min, neg_contact_max] (contact) or the
+    apart range, per axis, each with a random sign."""
+    low = torch.where(touching, config.neg_contact_min, config.neg_apart_min).to(dtype)[:, None].expand(-1, 2)
+    high = torch.where(touching, config.neg_contact_max, config.neg_apart_max).to(dtype)[:, None].expand(-1, 2)
+    sign = torch.where(torch.rand(low.shape, device=low.device) < 0.5, -1.0, 1.0).to(dtype)
+    return sign * truncated_normal(low, high)
 
 
-def translate_person_b(motion: torch.Tensor, offsets_xz: torch.Tensor,
-                       representation: MotionRepresentation) -> torch.Tensor:
-    """Normalized person-B features [B, T, D] moved on the ground by ``offsets_xz`` [B, 2]."""
-    normalizer = representation.normalizer
-    moved = representation.translate(normalizer.denormalize(motion), offsets_xz[:, None, :])
-    return normalizer.normalize(moved)
+def shift_person_b(motion_b: torch.Tensor, shifts: torch.Tensor, representation: MotionRepresentation) -> torch.Tensor:
+    """Normalized person-B features [B, T, D] with every joint moved by ``shifts`` [B, 2] along
+    SHIFTED_AXES (metres, every frame). Only the positions move: velocities, rotations and
+    contacts stay, as in the release."""
+    positions = representation.positions
+    joints = (positions.stop - positions.start) // 3
+    offset = motion_b.new_zeros(len(shifts), 3)
+    offset[:, list(SHIFTED_AXES)] = shifts.to(motion_b.dtype)
+    raw = representation.normalizer.denormalize(motion_b)
+    moved = raw.clone()
+    moved[..., positions] = raw[..., positions] + offset.repeat(1, joints)[:, None, :]
+    return representation.normalizer.normalize(moved)
 
 
 def triplet_margin(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
                    margin: float) -> torch.Tensor:
-    """mean over the batch of max(0, ||a - p|| - ||a - n|| + margin); inputs [B, ...]."""
-    flat = [x.float().flatten(1) for x in (anchor, positive, negative)]
-    distance_positive = torch.linalg.vector_norm(flat[0] - flat[1], dim=-1)
-    distance_negative = torch.linalg.vector_norm(flat[0] - flat[2], dim=-1)
+    """Mean over batch and latent tokens of max(0, |a - p| - |a - n| + margin); inputs [B, l, W],
+    distances per token over the width (``F.pairwise_distance``, as the release)."""
+    distance_positive = F.pairwise_distance(anchor.float(), positive.float(), p=2)
+    distance_negative = F.pairwise_distance(anchor.float(), negative.float(), p=2)
     return F.relu(distance_positive - distance_negative + margin).mean()
 
 
@@ -112,29 +121,30 @@ def interaction_triplet_loss(vae: MotionVAE, motion: torch.Tensor, mask: torch.T
                              config: LossConfig) -> torch.Tensor:
     """The triplet loss on the means of z_g: B moved a little (positive) or far (negative).
 
-    ``anchor`` is the posterior of the real pair (already computed by the reconstruction pass).
+    ``anchor`` is the posterior of the real pair (already computed by the reconstruction pass);
+    positive and negative are encoded together in one batch.
     """
     motion_a, motion_b = motion[:, :, 0], motion[:, :, 1]
     touching = pairs_in_contact(motion, mask, representation, config)
-    count = motion.shape[0]
-    offsets = torch.cat([positive_offsets(touching, config, motion.dtype),
-                         negative_offsets(count, config, motion.device, motion.dtype)])
-    moved_b = translate_person_b(torch.cat([motion_b, motion_b]), offsets, representation)
+    shifts = torch.cat([positive_shifts(touching, config, motion.dtype), negative_shifts(touching, config, motion.dtype)])
+    moved_b = shift_person_b(torch.cat([motion_b, motion_b]), shifts, representation)
     shifted = vae.encode(torch.cat([motion_a, motion_a]), moved_b, torch.cat([mask, mask])).group_means()["g"]
+    count = motion.shape[0]
     return triplet_margin(anchor.group_means()["g"], shifted[:count], shifted[count:], config.margin)
 
 
 def vae_losses(vae: MotionVAE, motion: torch.Tensor, mask: torch.Tensor,
                representation: MotionRepresentation, config: LossConfig) -> dict[str, torch.Tensor]:
-    """Every stage-1 term and their weighted sum "loss" for one batch."""
+    """Every stage-1 term (unweighted) and their weighted sum "loss" for one batch."""
     out = vae(motion[:, :, 0], motion[:, :, 1], mask)
     recon = torch.stack([out["recon_a"], out["recon_b"]], dim=2).float()  # losses in fp32 under autocast
-    losses = {"recon": reconstruction_loss(recon, motion, mask), "kl": kl_loss(out["posterior"])}
-    total = losses["recon"] + config.w_kl * losses["kl"]
-    if representation.to_joints is not None and config.w_joint > 0:
-        losses["joint"] = joint_position_loss(recon, motion, mask, representation)
+    losses = {"recon": person_l1(recon, motion, mask), "kl": kl_loss(out["posterior"])}
+    total = config.w_rec * losses["recon"] + config.w_kl * losses["kl"]
+    positions = representation.positions
+    if positions is not None and config.w_joint > 0:
+        losses["joint"] = person_l1(recon[..., positions], motion[..., positions], mask)
         total = total + config.w_joint * losses["joint"]
-    if representation.to_joints is not None and representation.translate is not None and config.w_tri > 0:
+    if positions is not None and representation.to_joints is not None and config.w_tri > 0:
         losses["triplet"] = interaction_triplet_loss(vae, motion, mask, out["posterior"], representation, config)
         total = total + config.w_tri * losses["triplet"]
     losses["loss"] = total

@@ -6,6 +6,11 @@
   python -m training.main params --preset NAME        # parameter counts as JSON
   torchrun --nproc_per_node=K -m training.main ...    # DistributedDataParallel
 
+The defaults are the released model's recipe (shared/reference/official-dhvae.md): Adam at
+1e-4 with its per-epoch decay, no gradient clipping, batch 32 for the VAE and 64 for the
+denoiser, the loss weights of the preset's LossConfig, the denoiser trained on posterior
+samples scaled by (1, 1, 1/5) with 10% of the texts replaced by the empty string.
+
 Running the same command again resumes from RUN_DIR/train_state.pt. RUN_DIR/run.json
 records the options that define the run; a restart that changes one of them is refused.
 ``--dataset synthetic`` with a --data-root that does not exist generates the procedural
@@ -23,18 +28,21 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from dhvae_sdk.convert.official import release_parameter_count
 from dhvae_sdk.models import PRESETS, VAE_BUILDERS, build_model, count_parameters, get_preset
 from training.runtime import (
     ProcessContext, atomic_write_json, barrier, close_process, init_process, seed_everything,
 )
 from training.stages import STAGES
-from training.stages.common import DATASETS, StageOptions, ensure_synthetic_dataset
-from training.trainer import TRAIN_STATE_FILE, LoopConfig, Trainer
+from training.stages.common import DATASETS, LATENT_SCALE_CHOICES, StageOptions, ensure_synthetic_dataset
+from training.trainer import LR_SCHEDULES, TRAIN_STATE_FILE, LoopConfig, Trainer
 
 RUN_FILE = "run.json"
 # Options whose change would silently make a resumed run a different run.
 RUN_IDENTITY = ("stage", "dataset", "data_root", "preset", "seed", "batch_size", "lr", "vae", "clip_weights",
-                "latent_views", "no_augment", "max_frames", "vae_kind", "w_tri")
+                "latent_views", "no_augment", "max_frames", "vae_kind", "w_tri", "lr_schedule", "latent_scales")
+# The release's batch sizes; the evaluator keeps the one it was tuned with.
+DEFAULT_BATCH_SIZES = {"vae": 32, "denoiser": 64, "evaluator": 32}
 
 log = logging.getLogger("training")
 
@@ -48,9 +56,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="run directory (created; reused to resume)")
     parser.add_argument("--steps", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=32, help="per process")
+    parser.add_argument("--batch-size", type=int,
+                        help=f"per process (default per stage: {DEFAULT_BATCH_SIZES})")
     parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--warmup-steps", type=int, help="default: min(100, steps / 20)")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="release",
+                        help="release: flat for 10 epochs, then halved every 1000 epochs; "
+                             "cosine: linear warmup, then cosine decay to lr/10 at --steps")
+    parser.add_argument("--warmup-steps", type=int, help="cosine schedule: default min(100, steps / 20)")
+    parser.add_argument("--grad-clip", type=float, default=0.0,
+                        help="max gradient norm (default 0: no clipping, as the release)")
     parser.add_argument("--ckpt-every", type=int, default=1000)
     parser.add_argument("--eval-every", type=int, default=0, help="0: evaluate at the end only")
     parser.add_argument("--eval-samples", type=int, default=256, help="held-out samples per evaluation")
@@ -69,9 +83,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clip-weights", help="open_clip ViT-L-14 weights for presets with the CLIP tower")
     parser.add_argument("--latent-views", type=int, default=4,
                         help="denoiser stage: augmented encodings cached per training pair")
+    parser.add_argument("--latent-scales", choices=LATENT_SCALE_CHOICES, default="release",
+                        help="denoiser stage: release = fixed (1, 1, 1/5), z_g x 5 as released; "
+                             "std = each group's posterior-sample std over the training set")
     parser.add_argument("--synthetic-samples", type=int, default=2000,
                         help="pairs to generate when --dataset synthetic and --data-root does not exist")
     args = parser.parse_args(argv)
+    if args.batch_size is None:
+        args.batch_size = DEFAULT_BATCH_SIZES.get(args.stage)
     if args.stage != "params":
         missing = [flag for flag, value in (("--data-root", args.data_root), ("--out", args.out)) if value is None]
         if missing:
@@ -80,13 +99,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def parameter_counts(preset: str, dataset: str) -> dict:
-    """Parameters per module of the model bundle and their total, frozen CLIP tower excluded."""
+    """Parameters per module of the model bundle (the CLIP tower included) and their total, the
+    trainable ones (a frozen tower trains its positional embedding only), a per-child breakdown,
+    and the VAE + denoiser as the release counts them (56,425,996 for ``paper``)."""
     with warnings.catch_warnings(), torch.device("meta"):
         warnings.simplefilter("ignore")  # the CLIP tower's "random weights" warning is moot here
         model = build_model(get_preset(preset, dataset))
-    counts = count_parameters(model)
-    breakdown = {name: count_parameters(child) for name, child in model.named_children()}
-    return {"preset": preset, **counts, "breakdown": breakdown}
+    trainable = {name: sum(p.numel() for p in child.parameters() if p.requires_grad)
+                 for name, child in model.named_children()}
+    return {
+        "preset": preset,
+        **count_parameters(model),
+        "trainable": {**trainable, "total": sum(trainable.values())},
+        "release_layout_vae_denoiser": release_parameter_count(model),
+        "breakdown": {name: count_parameters(child) for name, child in model.named_children()},
+    }
 
 
 class TqdmHandler(logging.Handler):
@@ -135,14 +162,15 @@ def stage_options(args: argparse.Namespace) -> StageOptions:
         batch_size=args.batch_size, num_workers=args.num_workers, clip_weights=args.clip_weights,
         vae_checkpoint=args.vae, eval_samples=args.eval_samples, synthetic_samples=args.synthetic_samples,
         latent_views=args.latent_views, augment=not args.no_augment, max_frames=args.max_frames,
-        vae_kind=args.vae_kind, w_tri=args.w_tri,
+        vae_kind=args.vae_kind, w_tri=args.w_tri, latent_scales=args.latent_scales,
     )
 
 
 def loop_config(args: argparse.Namespace) -> LoopConfig:
     warmup = args.warmup_steps if args.warmup_steps is not None else min(100, max(1, args.steps // 20))
     return LoopConfig(steps=args.steps, ckpt_every=args.ckpt_every, eval_every=args.eval_every,
-                      log_every=args.log_every, lr=args.lr, warmup_steps=warmup, precision=args.precision)
+                      log_every=args.log_every, lr=args.lr, lr_schedule=args.lr_schedule, warmup_steps=warmup,
+                      grad_clip=args.grad_clip, precision=args.precision)
 
 
 def train(args: argparse.Namespace) -> None:

@@ -1,5 +1,5 @@
-"""The step loop every stage shares: optimizer, schedule, mixed precision, DDP, logging,
-periodic atomic checkpoints and resuming from them.
+"""The step loop every stage shares: Adam (the release's optimizer), the learning-rate
+schedule, mixed precision, DDP, logging, periodic atomic checkpoints and resuming from them.
 
 A stage hands over a ``Stage``: a module whose ``forward(batch)`` returns a dict of scalar
 losses (key "loss" is optimized), the loader it trains on (batches are dicts with a "texts"
@@ -39,6 +39,12 @@ STATE_FORMAT = "dhvae-train-state/1"
 log = logging.getLogger("training")
 
 
+LR_SCHEDULES = ("release", "cosine")
+# The release's schedule (per epoch): 10 epochs at the base rate, then x 0.5 every 1000 epochs.
+RELEASE_FLAT_EPOCHS = 10
+RELEASE_HALVING_EPOCHS = 1000
+
+
 @dataclass
 class LoopConfig:
     steps: int = 10000
@@ -46,15 +52,19 @@ class LoopConfig:
     eval_every: int = 0  # 0: evaluate only at the end
     log_every: int = 50
     lr: float = 1e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
+    lr_schedule: str = "release"  # release: flat, then exponential per epoch; cosine: warmup + cosine
+    warmup_steps: int = 100  # cosine only
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
-    grad_clip: float = 1.0
+    grad_clip: float = 0.0  # max gradient norm; 0: no clipping (the release clips nothing)
     precision: str = "auto"  # auto | fp32 | bf16 | fp16; anything but fp32 needs a GPU
 
     def __post_init__(self):
         if self.steps < 1 or self.ckpt_every < 1:
             raise ValueError(f"--steps ({self.steps}) and --ckpt-every ({self.ckpt_every}) must be >= 1")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"--lr-schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
+        if self.grad_clip < 0:
+            raise ValueError(f"--grad-clip must be >= 0 (0 turns clipping off), got {self.grad_clip}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
 
@@ -88,6 +98,19 @@ def warmup_cosine(config: LoopConfig) -> Callable[[int], float]:
         progress = min(1.0, (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps))
         return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
     return factor
+
+
+def release_decay(steps_per_epoch: int) -> Callable[[int], float]:
+    """The release's learning-rate factor, stepped per epoch as its Lightning scheduler is."""
+    gamma = 0.5 ** (1 / RELEASE_HALVING_EPOCHS)
+
+    def factor(step: int) -> float:
+        return gamma ** max(0, step // steps_per_epoch - RELEASE_FLAT_EPOCHS)
+    return factor
+
+
+def lr_factor(config: LoopConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    return release_decay(steps_per_epoch) if config.lr_schedule == "release" else warmup_cosine(config)
 
 
 def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -183,8 +206,8 @@ class Trainer:
         self.module = stage.module.to(context.device)
         self.autocast_dtype = resolve_precision(config.precision, context.device)
         params = [p for p in self.module.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(config))
+        self.optimizer = torch.optim.Adam(params, lr=config.lr)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config, max(1, len(stage.loader))))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.step = 0
         self.stream = BatchStream(stage.loader)
@@ -250,8 +273,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(losses["loss"]).backward()
         self.scaler.unscale_(self.optimizer)
+        # With clipping off, an infinite bound still measures the norm for the log.
         grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for p in self.module.parameters() if p.requires_grad], self.config.grad_clip)
+            [p for p in self.module.parameters() if p.requires_grad], self.config.grad_clip or math.inf)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.schedule.step()

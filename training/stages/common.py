@@ -9,7 +9,8 @@ from pathlib import Path
 
 from torch.utils.data import Subset
 
-from dhvae_sdk.motion import features_to_joints, interhuman_normalizer, interx_normalizer, translate_features
+from dhvae_sdk.motion import features_to_joints, interhuman_normalizer, interx_normalizer
+from dhvae_sdk.motion.interhuman import POSITIONS
 from training.data import InterHumanDataset, InterXDataset, make_loader
 from training.data.interhuman import dataset_normalizer
 from training.losses import MotionRepresentation
@@ -17,6 +18,7 @@ from training.runtime import ProcessContext, barrier
 
 DATASETS = ("interhuman", "interx", "synthetic")
 HELD_OUT_SPLITS = ("val", "test")
+LATENT_SCALE_CHOICES = ("release", "std")
 # Fixed so every evaluation of a run (and of runs with other seeds) sees the same crops.
 EVALUATION_SEED = 1234
 
@@ -43,6 +45,7 @@ class StageOptions:
     max_frames: int | None = None  # crop length; None: the dataset's own (300 InterHuman, 150 InterX)
     vae_kind: str | None = None  # ablation: "dhvae" or "flat" instead of the preset's
     w_tri: float | None = None  # ablation: triplet-loss weight instead of the preset's (0 turns it off)
+    latent_scales: str = "release"  # denoiser stage: "release" (fixed 1, 1, 1/5) or "std" (estimated)
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
@@ -52,15 +55,17 @@ class StageOptions:
         bad = {flag: value for flag, value in counts.items() if value < 1}
         if bad:
             raise ValueError(f"these options must be >= 1: {bad}")
+        if self.latent_scales not in LATENT_SCALE_CHOICES:
+            raise ValueError(f"--latent-scales must be one of {LATENT_SCALE_CHOICES}, got {self.latent_scales!r}")
 
 
 def representation_of(dataset: str, data_root: Path | None = None) -> MotionRepresentation:
     """The features' normalizer and maps; InterHuman-layout folders may bring their own statistics."""
     if dataset == "interx":
         # InterX features hold SMPL-X rotations only; joints would need the body model.
-        return MotionRepresentation(interx_normalizer(), to_joints=None, translate=None)
+        return MotionRepresentation(interx_normalizer(), to_joints=None, positions=None)
     normalizer = interhuman_normalizer() if data_root is None else dataset_normalizer(data_root)
-    return MotionRepresentation(normalizer, to_joints=features_to_joints, translate=translate_features)
+    return MotionRepresentation(normalizer, to_joints=features_to_joints, positions=POSITIONS)
 
 
 def ensure_synthetic_dataset(options: StageOptions, context: ProcessContext) -> None:

@@ -1,10 +1,13 @@
-"""Stage 1: train the motion VAE (reconstruction + KL + joints + interaction triplet).
+"""Stage 1: train the motion VAE (reconstruction + joints + KL + interaction triplet).
 
 The checkpoint holds the whole model bundle (denoiser and text encoder still at their
-initialization) with stage "vae" and unit latent scales; the denoiser stage replaces both.
+initialization, the CLIP tower loaded from --clip-weights if given) with stage "vae" and unit
+latent scales; the denoiser stage trains the rest and sets the scales.
 """
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import torch
@@ -18,6 +21,8 @@ from training.runtime import ProcessContext
 from training.stages.common import (
     StageOptions, evaluation_loader, pair_data, representation_of, trim_padding,
 )
+
+log = logging.getLogger("training")
 
 
 class VAEObjective(nn.Module):
@@ -66,8 +71,17 @@ class VAEStage:
             config.vae.kind = options.vae_kind
         if options.w_tri is not None:
             config.loss.w_tri = options.w_tri
+        if options.max_frames is not None and options.max_frames > config.vae.max_frames:
+            raise ValueError(f"--max-frames {options.max_frames} exceeds the {options.preset} VAE's "
+                             f"{config.vae.max_frames} frames; pass at most {config.vae.max_frames}")
         self.options = options
-        self.model = build_model(config)
+        with warnings.catch_warnings():
+            # This stage never reads text; the denoiser stage is where a random tower matters.
+            warnings.filterwarnings("ignore", message="No CLIP weights file given")
+            self.model = build_model(config)
+        if config.text.clip_weights is None and not config.text.train_tower:
+            log.info("no --clip-weights: the checkpoint's frozen CLIP tower is random; give the CLIP "
+                     "file to the denoiser stage (--clip-weights) before it trains on text")
         self.representation = representation_of(options.dataset, options.data_root)
         self.module = VAEObjective(self.model.vae, self.representation, config.loss)
         self.loader, self.held_out = pair_data(options, context)
