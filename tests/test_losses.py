@@ -1,14 +1,15 @@
-"""Stage-1 losses: masking, joints, the triplet loss and the translation behind it."""
+"""Stage-1 losses (the release's recipe): masking, the joint dims, the KL mean, the triplet
+loss and the per-axis shifts behind it."""
 import numpy as np
 import pytest
 import torch
 
-from dhvae_sdk.models import LossConfig, build_vae, get_preset
+from dhvae_sdk.models import LatentPosterior, LossConfig, build_vae, get_preset
 from dhvae_sdk.motion.interhuman import FOOT_CONTACTS, POSITIONS, ROTATIONS, VELOCITIES, interaction_features
 from tests.fk_motions import fk_pair_raw
 from training.losses import (
-    joint_position_loss, negative_offsets, pairs_in_contact, positive_offsets, reconstruction_loss,
-    translate_person_b, triplet_margin, vae_losses,
+    kl_loss, negative_shifts, pairs_in_contact, person_l1, positive_shifts, shift_person_b, triplet_margin,
+    vae_losses,
 )
 from training.stages.common import representation_of
 
@@ -22,65 +23,75 @@ def real_pairs(count: int, frames: int = 24) -> torch.Tensor:
     return torch.as_tensor(NORMALIZER.normalize(np.stack(pairs)), dtype=torch.float32)
 
 
-def test_translation_moves_positions_only():
+def test_shift_moves_positions_along_x_and_y_only():
     motion = real_pairs(2)
-    offsets = torch.tensor([[0.3, -0.2], [-1.1, 0.7]])
-    moved = translate_person_b(motion[:, :, 1], offsets, REPRESENTATION)
+    shifts = torch.tensor([[0.3, -0.2], [-0.1, 0.7]])
+    moved = shift_person_b(motion[:, :, 1], shifts, REPRESENTATION)
     before, after = NORMALIZER.denormalize(motion[:, :, 1].double()), NORMALIZER.denormalize(moved.double())
     shift = (after - before)[..., POSITIONS].reshape(2, -1, 22, 3)
-    expected = torch.stack([offsets[:, 0], torch.zeros(2), offsets[:, 1]], dim=-1).double()[:, None, None, :]
+    expected = torch.stack([shifts[:, 0], shifts[:, 1], torch.zeros(2)], dim=-1).double()[:, None, None, :]
     torch.testing.assert_close(shift, expected.expand_as(shift), atol=2e-5, rtol=0)
-    for part in (VELOCITIES, ROTATIONS, FOOT_CONTACTS):
+    for part in (VELOCITIES, ROTATIONS, FOOT_CONTACTS):  # the release moves positions only
         torch.testing.assert_close(after[..., part], before[..., part], atol=2e-5, rtol=0)
 
 
-def test_triplet_is_zero_for_identical_positive_and_far_negative():
+def test_triplet_margin_values_and_per_token_distances():
     anchor = torch.randn(5, 1, 8)
-    far = anchor + 10.0
-    assert float(triplet_margin(anchor, anchor, far, margin=1.0)) == 0.0
-    # Everything identical: each row pays exactly the margin.
-    assert float(triplet_margin(anchor, anchor, anchor, margin=1.0)) == pytest.approx(1.0)
+    assert float(triplet_margin(anchor, anchor, anchor + 10.0, margin=3.0)) == 0.0
+    # Everything identical: each row pays the margin (less pairwise_distance's 1e-6 offset).
+    assert float(triplet_margin(anchor, anchor, anchor, margin=3.0)) == pytest.approx(3.0, abs=1e-4)
     # A positive 2 away and a negative 0.5 away: 2 - 0.5 + 1.
     positive = anchor + torch.tensor([2.0] + [0.0] * 7)
     negative = anchor + torch.tensor([0.0, 0.5] + [0.0] * 6)
-    assert float(triplet_margin(anchor, positive, negative, margin=1.0)) == pytest.approx(2.5)
+    assert float(triplet_margin(anchor, positive, negative, margin=1.0)) == pytest.approx(2.5, abs=1e-4)
+    # Two tokens: distances per token, then the mean (token 0 pays 1 + 1, token 1 pays 0).
+    two = torch.zeros(1, 2, 4)
+    positive, negative = two.clone(), two.clone()
+    positive[0, 0, 0], negative[0, 1, 0] = 1.0, 5.0
+    assert float(triplet_margin(two, positive, negative, margin=1.0)) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_positive_and_negative_offset_lengths():
+def test_positive_and_negative_shifts_per_axis():
     torch.manual_seed(0)
     config = LossConfig()
     touching = torch.arange(4000) % 2 == 0
-    lengths = positive_offsets(touching, config).norm(dim=-1)
-    assert float(lengths[touching].max()) <= config.delta_c + 1e-6
-    assert float(lengths[~touching].max()) <= config.delta_nc + 1e-6
-    assert float(lengths[~touching].max()) > 2 * config.delta_c  # the wide disc is used
-    negative = negative_offsets(4000, config).norm(dim=-1)
-    assert float(negative.min()) >= config.neg_min - 1e-6 and float(negative.max()) <= config.neg_max + 1e-6
-    # A zero-centred Gaussian truncated to [0.4, 1.5] puts more mass near 0.4 than near 1.5.
-    assert float((negative < 0.7).float().mean()) > float((negative > 1.2).float().mean())
+    positive = positive_shifts(touching, config).abs()
+    assert positive.shape == (4000, 2)
+    assert float(positive[touching].max()) <= config.pos_contact
+    assert float(positive[~touching].max()) <= config.pos_apart
+    assert float(positive[~touching].max()) > 0.9 * config.pos_apart  # the wide range is used
+    negative = negative_shifts(touching, config)
+    magnitude = negative.abs()
+    assert float(magnitude[touching].min()) >= config.neg_contact_min - 1e-6
+    assert float(magnitude[touching].max()) <= config.neg_contact_max + 1e-6
+    assert float(magnitude[~touching].min()) >= config.neg_apart_min - 1e-6
+    assert float(magnitude[~touching].max()) <= config.neg_apart_max + 1e-6
+    # Signs are random and independent per axis.
+    assert 0.45 < float((negative > 0).float().mean()) < 0.55
+    assert 0.2 < float(((negative[:, 0] > 0) & (negative[:, 1] > 0)).float().mean()) < 0.3
+    # N(0, 1 m) truncated to [0.45, 0.9] puts more mass in its lower half than in its upper half.
+    apart = magnitude[~touching]
+    assert float((apart < 0.675).float().mean()) > 0.52
 
 
-def test_reconstruction_loss_ignores_padded_frames():
+def test_l1_terms_are_masked_means_summed_over_persons():
     target = real_pairs(2)
     mask = torch.zeros(2, 24, dtype=torch.bool)
     mask[0, :20], mask[1, :10] = True, True
-    recon = target + 0.5
+    recon = target.clone()
+    recon[:, :, 0] += 0.5
+    recon[:, :, 1] -= 0.25
     garbage = recon.clone()
     garbage[~mask] = 1e6
-    loss = reconstruction_loss(recon, target, mask)
-    assert float(loss) == pytest.approx(0.125, rel=1e-5)  # smooth L1 of 0.5 is 0.5 * 0.5^2
-    assert float(reconstruction_loss(garbage, target, mask)) == pytest.approx(float(loss), rel=1e-6)
+    assert float(person_l1(recon, target, mask)) == pytest.approx(0.75, rel=1e-5)
+    assert float(person_l1(garbage, target, mask)) == pytest.approx(0.75, rel=1e-5)
 
 
-def test_joint_loss_measures_metres():
-    target = real_pairs(2)
-    mask = torch.ones(2, 24, dtype=torch.bool)
-    raw = NORMALIZER.denormalize(target.double())
-    shifted = raw.clone()
-    shifted[..., POSITIONS.start:POSITIONS.stop:3] += 0.3  # every joint 0.3 m along x
-    recon = NORMALIZER.normalize(shifted).float()
-    assert float(joint_position_loss(target, target, mask, REPRESENTATION)) == 0.0
-    assert float(joint_position_loss(recon, target, mask, REPRESENTATION)) == pytest.approx(0.1, rel=1e-4)
+def test_kl_is_the_mean_of_the_three_groups():
+    mean = torch.zeros(2, 3, 4)
+    mean[:, 2] = 2.0  # only z_g is off: its KL is 0.5 * 2^2 = 2 per element
+    posterior = LatentPosterior(mean, torch.zeros(2, 3, 4), 1)
+    assert float(kl_loss(posterior)) == pytest.approx(2.0 / 3.0)
 
 
 def test_contact_test_sees_touching_and_separated_pairs():
@@ -88,10 +99,9 @@ def test_contact_test_sees_touching_and_separated_pairs():
     touching = motion.clone()
     touching[:, :, 1] = motion[:, :, 0]  # B exactly where A is
     apart = motion.clone()
-    apart[:, :, 1] = translate_person_b(motion[:, :, 0], torch.tensor([[5.0, 0.0]]), REPRESENTATION)
+    apart[:, :, 1] = shift_person_b(motion[:, :, 0], torch.tensor([[5.0, 0.0]]), REPRESENTATION)
     mask = torch.ones(1, 24, dtype=torch.bool)
-    config = LossConfig()
-    contact = pairs_in_contact(torch.cat([touching, apart]), mask.repeat(2, 1), REPRESENTATION, config)
+    contact = pairs_in_contact(torch.cat([touching, apart]), mask.repeat(2, 1), REPRESENTATION, LossConfig())
     assert contact.tolist() == [True, False]
 
 
@@ -105,13 +115,15 @@ def test_vae_losses_weighted_sum_and_representation_without_joints():
     losses = vae_losses(vae, motion, mask, REPRESENTATION, config.loss)
     assert set(losses) == {"recon", "kl", "joint", "triplet", "loss"}
     weights = config.loss
-    expected = losses["recon"] + weights.w_kl * losses["kl"] + weights.w_joint * losses["joint"] \
+    assert (weights.w_rec, weights.w_joint, weights.w_kl, weights.w_tri, weights.margin) == (0.5, 0.5, 1e-4, 1e-4, 3.0)
+    expected = weights.w_rec * losses["recon"] + weights.w_kl * losses["kl"] + weights.w_joint * losses["joint"] \
         + weights.w_tri * losses["triplet"]
     torch.testing.assert_close(losses["loss"], expected)
     losses["triplet"].backward()
-    # The triplet reaches z_g through both encoders' frame features, not the z_a head.
+    # The triplet reaches z_g through both person encoders and the interaction head, not the decoders.
     assert float(vae.encoder_a.input.weight.grad.abs().sum()) > 0
-    assert float(vae.encoder_a.to_mean.weight.grad.abs().sum()) == 0
+    assert float(vae.interaction_head.weight.grad.abs().sum()) > 0
+    assert vae.decoder_a.output.weight.grad is None
 
     interx = get_preset("tiny", "interx")
     interx_losses = vae_losses(build_vae(interx.vae), torch.randn(2, 12, 2, 336), torch.ones(2, 12, dtype=torch.bool),
