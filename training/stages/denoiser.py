@@ -89,7 +89,7 @@ def sample_stds(posteriors: dict[str, torch.Tensor], tokens_per_group: int) -> t
     the variance of the means plus the mean posterior variance (law of total variance)."""
     means = split_groups(posteriors["mean"], tokens_per_group).values()
     variances = split_groups(posteriors["logvar"].exp(), tokens_per_group).values()
-    return torch.stack([(mean.double().var() + variance.double().mean()).sqrt().float()
+    return torch.stack([(mean.double().var(unbiased=False) + variance.double().mean()).sqrt().float()
                         for mean, variance in zip(means, variances)])
 
 
