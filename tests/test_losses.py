@@ -129,3 +129,14 @@ def test_vae_losses_weighted_sum_and_representation_without_joints():
     interx_losses = vae_losses(build_vae(interx.vae), torch.randn(2, 12, 2, 336), torch.ones(2, 12, dtype=torch.bool),
                                representation_of("interx"), interx.loss)
     assert set(interx_losses) == {"recon", "kl", "loss"}
+
+
+def test_flat_vae_ablation_trains_on_the_same_losses():
+    torch.manual_seed(0)
+    config = get_preset("tiny")
+    config.vae.kind = "flat"
+    losses = vae_losses(build_vae(config.vae), real_pairs(2), torch.ones(2, 24, dtype=torch.bool), REPRESENTATION,
+                        config.loss)
+    assert set(losses) == {"recon", "kl", "joint", "triplet", "loss"}
+    assert all(bool(torch.isfinite(value)) for value in losses.values())
+    losses["loss"].backward()
