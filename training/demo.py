@@ -42,8 +42,8 @@ def stage_argv(stage: str, run_dir: Path, data_root: Path, steps: int, threads: 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
-    parser.add_argument("--vae-steps", type=int, default=400)
-    parser.add_argument("--denoiser-steps", type=int, default=1500)
+    parser.add_argument("--vae-steps", type=int, default=300)
+    parser.add_argument("--denoiser-steps", type=int, default=1200)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     data_root = args.out / "data"
