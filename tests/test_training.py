@@ -137,10 +137,13 @@ def test_denoiser_loss_falls_and_checkpoint_holds_the_scales(vae_run, two_pairs,
     assert all(torch.equal(value, frozen_vae[key]) for key, value in checkpoint.model.vae.state_dict().items())
 
 
-def test_latent_scales_std_option_stores_the_posterior_sample_stds(vae_run, two_pairs, tmp_path):
+def test_latent_scales_std_option_and_denoiser_resume(vae_run, two_pairs, tmp_path):
     out = tmp_path / "std_scales"
-    run_main(*denoiser_args(two_pairs, vae_run, out, 2, "--batch-size", 4, "--latent-scales", "std",
-                            "--ckpt-every", 2))
+    for steps in (2, 4):  # the second run resumes the first
+        run_main(*denoiser_args(two_pairs, vae_run, out, steps, "--batch-size", 4, "--latent-scales", "std",
+                                "--ckpt-every", 2))
+    assert f"resumed from {out / 'train_state.pt'} at step 2" in (out / "train.log").read_text()
+    assert train_state(out)["step"] == 4
     stds = sample_stds(load_file(out / "latents.safetensors"), 1)
     torch.testing.assert_close(load_checkpoint(out / "checkpoint.safetensors").latent_scales, stds)
     assert not torch.allclose(stds, torch.tensor(RELEASE_LATENT_SCALES))
