@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     config = official.config
-    print(f"{official.source} -> {args.out}: {config.vae.decoder!r} decoder, {len(official.model.denoiser.layers)} "
+    print(f"{official.metadata['converted_from']} -> {args.out}: {config.vae.decoder!r} decoder, {len(official.model.denoiser.layers)} "
           f"denoiser layers{' (skip)' if config.denoiser.skip else ''}, latent {3 * config.vae.latent_tokens} x "
           f"{config.vae.width}, stage {official.stage}, {release_parameter_count(official.model):,} parameters "
           f"without the text encoder (release layout)")

@@ -16,11 +16,11 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from dhvae_sdk.checkpoint import Checkpoint
 from dhvae_sdk.models import DHVAEConfig, DHVAEModel, build_model
 from dhvae_sdk.models.config import DenoiserConfig, TextEncoderConfig, VAEConfig
 from dhvae_sdk.models.denoiser import sinusoidal_table
@@ -33,19 +33,6 @@ TEXT_HEAD_HEADS = 8  # hard-coded in the release's text encoder
 
 class OfficialCheckpointError(ValueError):
     """A file that is not a released DHVAE checkpoint this converter can read."""
-
-
-@dataclass
-class OfficialModel:
-    """A released checkpoint in our terms: the config, the model, the stage it holds."""
-
-    config: DHVAEConfig
-    model: DHVAEModel
-    stage: str  # "denoiser" (full model) or "vae" (VAE folder; denoiser and text untrained)
-    latent_scales: torch.Tensor
-    feature_mean: np.ndarray
-    feature_std: np.ndarray
-    source: str
 
 
 # ----------------------------------------------------------------------------- key names
@@ -287,8 +274,10 @@ def _text_config(state: dict, width: int, clip_heads: int | None, path: str) -> 
     )
 
 
-def read_official(path: str | os.PathLike, clip_heads: int | None = None) -> OfficialModel:
-    """A released checkpoint (a file, or its ``ckpt/<name>/`` folder) as our model, in eval mode."""
+def read_official(path: str | os.PathLike, clip_heads: int | None = None) -> Checkpoint:
+    """A released checkpoint (a file, or its ``ckpt/<name>/`` folder) as one of ours, in eval
+    mode: stage "denoiser" for a full model, "vae" for a VAE folder (whose denoiser and text
+    encoder are then untrained)."""
     loaded = _load(os.fspath(path))
     path, state = loaded["path"], loaded["state"]
     full = any(key.startswith("denoiser.") for key in state)
@@ -326,11 +315,12 @@ def read_official(path: str | os.PathLike, clip_heads: int | None = None) -> Off
     # The release denormalizes with InterGen's published statistics, and scales z3 by 5.
     normalizer = interhuman_normalizer()
     z3_scale = float((loaded["hyper"].get("mld") or {}).get("z3_scale", 5.0))
-    return OfficialModel(
+    return Checkpoint(
         config=config, model=model.eval(), stage="denoiser" if full else "vae",
         latent_scales=torch.tensor([1.0, 1.0, 1.0 / z3_scale]),
-        feature_mean=np.asarray(normalizer.mean, np.float32), feature_std=np.asarray(normalizer.std, np.float32),
-        source=path,
+        feature_mean=torch.as_tensor(normalizer.mean, dtype=torch.float32),
+        feature_std=torch.as_tensor(normalizer.std, dtype=torch.float32),
+        metadata={"converted_from": path},
     )
 
 
