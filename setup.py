@@ -64,7 +64,7 @@ def voxel_extension():
 
 setup(
     name="dhvae-sdk",
-    version="0.1.0",
+    version="0.2.0",
     description="Text to two-person 3D motion with a disentangled hierarchical VAE and latent diffusion",
     python_requires=">=3.10",
     packages=find_packages(include=["dhvae_sdk", "dhvae_sdk.*", "training", "training.*", "export", "benchmarks"]),
