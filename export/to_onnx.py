@@ -86,7 +86,7 @@ def export_model(checkpoint_path: Path, out_dir: Path, precision: str = "fp32") 
             config=checkpoint.config.to_dict(),
             stats={"mean": checkpoint.feature_mean.numpy(), "std": checkpoint.feature_std.numpy()},
             latent_scales=checkpoint.latent_scales.numpy(),
-            null_text_embedding=model.denoiser.null_text.detach().numpy(),
+            null_text_embedding=_null_text_embedding(model),
             files={report.role: describe_file(staging, report.path.name) for report in reports},
             versions={**toolchain_versions(), "opset": str(OPSET), "checkpoint": Path(checkpoint_path).name},
         ))
@@ -94,6 +94,13 @@ def export_model(checkpoint_path: Path, out_dir: Path, precision: str = "fp32") 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [GraphReport(r.role, out_dir / r.path.name, r.max_error, r.relative_rms) for r in reports]
+
+
+def _null_text_embedding(model) -> np.ndarray:
+    """The unconditional condition, the empty string's encoding [C]: a constant of the model,
+    so the runtimes read it from the manifest instead of running the text encoder for it."""
+    with torch.inference_mode():
+        return model.null_text_embedding(1)[0].numpy()
 
 
 def _export_graph(descriptor: GraphDescriptor, model, latent_scales, directory: Path, precision: str) -> GraphReport:

@@ -93,7 +93,7 @@ class Backend(ABC):
 
     @abstractmethod
     def encode_text(self, tokens: np.ndarray) -> np.ndarray:
-        """CLIP BPE ids [N, context] int64 -> text embeddings [N, denoiser width]."""
+        """CLIP BPE ids [N, context] int64 -> text embeddings [N, text width] (the condition width)."""
 
     @abstractmethod
     def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, ops: NumpyOps,

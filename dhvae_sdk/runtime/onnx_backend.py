@@ -94,7 +94,7 @@ class OnnxRuntimeBackend(Backend):
     def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, ops: NumpyOps,
                inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
         batch = len(text_embeddings)
-        shape = (batch, len(GROUPS) * self.config.vae.latent_tokens, self.config.vae.latent_dim)
+        shape = (batch, len(GROUPS) * self.config.vae.latent_tokens, self.config.vae.width)
         plan = LoopPlan.draw(self.scheduler, shape, num_steps, ops, inpainting)
         conditions = np.concatenate([text_embeddings, np.broadcast_to(self.null_text, text_embeddings.shape)])
         modulation = self.sessions["modulation"].run(

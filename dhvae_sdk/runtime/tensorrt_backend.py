@@ -83,7 +83,7 @@ class TensorRTBackend(Backend):
         batch = len(text_embeddings)
         if batch > self.max_batch:
             raise ValueError(f"the TensorRT engines take at most {self.max_batch} motions per call, got {batch}")
-        shape = (batch, len(GROUPS) * self.config.vae.latent_tokens, self.config.vae.latent_dim)
+        shape = (batch, len(GROUPS) * self.config.vae.latent_tokens, self.config.vae.width)
         plan = LoopPlan.draw(self.scheduler, shape, num_steps, ops, inpainting)
         conditions = np.concatenate([text_embeddings, np.broadcast_to(self.null_text, text_embeddings.shape)])
         with self._lock:
