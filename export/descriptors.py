@@ -2,9 +2,11 @@
 inputs for export and checking, and the TensorRT shape profile.
 
 Dynamic axes: ``batch`` (texts x samples; the guidance batch is twice it), ``frames``, ``steps``
-and ``rows`` (conditional plus unconditional condition rows). Widths: conditions have the text
-encoder's width C, latents and modulation rows the latent's (the VAE's) width W. TensorRT profiles cover a batch
-of 1 to ``MAX_BATCH`` texts, 1 to the model's maximum frames, and up to ``MAX_TRT_STEPS`` steps.
+and ``rows`` (condition rows of the modulation graph: the sentences', or the null text's alone,
+whose modulation the backends compute once per step schedule). Widths: conditions have the
+text encoder's width C, latents and modulation rows the latent's (the VAE's) width W.
+TensorRT profiles cover a batch of 1 to ``MAX_BATCH`` texts, 1 to the model's maximum frames,
+and up to ``MAX_TRT_STEPS`` steps.
 """
 from __future__ import annotations
 
@@ -98,14 +100,14 @@ def _modulation_sample(config, shape):
     rng = _rng(shape)
     num_train = config.denoiser.num_train_steps
     timesteps = np.sort(rng.choice(num_train, size=shape.steps, replace=False))[::-1].astype(np.int64)
-    conditions = rng.standard_normal((2 * shape.batch, config.text.width)).astype(np.float32)
+    conditions = rng.standard_normal((shape.batch, config.text.width)).astype(np.float32)
     return timesteps.copy(), conditions
 
 
 def _modulation_profile(config):
     width = config.text.width
     return {"timesteps": _profile((1,), (OPT_STEPS,), (MAX_TRT_STEPS,)),
-            "conditions": _profile((2, width), (2, width), (2 * MAX_BATCH, width))}
+            "conditions": _profile((1, width), (1, width), (MAX_BATCH, width))}
 
 
 def _modulation_table(config, shape, rng):

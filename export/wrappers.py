@@ -3,10 +3,10 @@ backends run, written with the model's own methods so that it computes what the 
 backend computes.
 
 - ``TextEncoderGraph``: CLIP BPE ids [N, context] -> text embeddings [N, C] (C: text width).
-- ``ModulationGraph``: timesteps [S] and text embeddings [R, C] (conditional rows, then the
-  null text: the empty string's encoding) -> the AdaLN gates, scales and shifts of every layer
-  and the head for every step, [S, R, rows, W] (W: latent width). It runs once per call,
-  before the loop.
+- ``ModulationGraph``: timesteps [S] and text embeddings [R, C] (the sentences', or the null
+  text alone: the backends compute its rows once per step schedule) -> the AdaLN gates,
+  scales and shifts of every layer and the head for every step, [S, R, rows, W] (W: latent
+  width). It runs once per call, before the loop.
 - ``SamplerStepGraph``: one DDIM step with classifier-free guidance. It picks its step's
   modulation and scheduler coefficients out of whole-loop tables by ``step`` [1], so that
   every per-step input lives in a buffer bound once (ONNX Runtime io binding, a CUDA graph in

@@ -16,6 +16,8 @@ from dhvae_sdk.motion import features_to_joints
 from dhvae_sdk.motion.bvh import load_bvh
 from dhvae_sdk.motion.npz import load_interaction_npz
 from dhvae_sdk.runtime import selection
+from dhvae_sdk.runtime.torch_backend import NumpySeededTorchOps
+from dhvae_sdk.sampling import NumpyOps, sample_latents
 from export.to_onnx import export_model
 from model_fixtures import MAX_FRAMES, save_micro_checkpoint
 
@@ -94,6 +96,26 @@ def test_the_null_text_is_the_empty_strings_encoding_computed_once(ort_gen, torc
     monkeypatch.setattr(model.text, "forward", lambda tokens: calls.append(len(tokens)) or torch.zeros(len(tokens), 48))
     torch_gen.generate(["they wave", "they bow"], **FAST)
     assert calls == [2]  # the two sentences, once; the unconditional rows reuse the cached encoding
+
+
+def test_torch_sampling_with_cached_null_rows_matches_the_denoisers_own_forward(torch_gen):
+    """The cached null-text modulation rows and their order in the table give what the training
+    forward computes on [sentences; empty string] at every step."""
+    backend = torch_gen.backend
+    model = backend.model
+    text = np.random.default_rng(6).standard_normal((2, model.config.text.width)).astype(np.float32)
+    with torch.inference_mode():
+        conditions = torch.cat([torch.from_numpy(text), model.null_text_embedding(2)])
+
+        def denoise(latents, timestep, step_index):
+            return model.denoiser(latents, torch.full((len(latents),), timestep), conditions)
+
+        shape = (2, model.denoiser.num_tokens, model.denoiser.width)
+        expected = sample_latents(denoise, backend.scheduler, shape, 7, 2.5,
+                                  NumpySeededTorchOps(NumpyOps.from_seed(5), torch.device("cpu"))).numpy()
+    for _ in range(2):  # the second call takes the null rows from the cache
+        np.testing.assert_allclose(backend.sample(text, 7, 2.5, NumpyOps.from_seed(5)), expected, rtol=1e-5, atol=1e-5)
+    assert np.abs(expected).max() > 1.0
 
 
 def test_person_a_is_kept_and_person_b_generated(ort_gen, torch_gen):

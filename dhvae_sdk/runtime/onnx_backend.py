@@ -1,7 +1,7 @@
 """ONNX Runtime backend: the graphs of an exported model directory.
 
-Sampling computes the modulation table of all steps in one call, then runs the fused step
-graph once per step through two io bindings prepared before the loop: latents ping-pong
+Sampling computes the modulation table of all steps in one call (for the sentences; the
+null text's rows come from a ``NullModulation`` cache), then runs the fused step graph once per step through two io bindings prepared before the loop: latents ping-pong
 between two buffers, the tables stay bound, and only the step number is written between
 steps, so the loop allocates nothing. Bindings and buffers belong to one call, so one backend
 serves many threads (``InferenceSession.run`` is thread-safe).
@@ -19,7 +19,7 @@ import numpy as np
 from dhvae_sdk.manifest import Manifest, ModelFormatError, read_manifest
 from dhvae_sdk.models import GROUPS, DHVAEConfig
 from dhvae_sdk.motion import Normalizer
-from dhvae_sdk.runtime.base import Backend, Inpainting, LoopPlan, ProgressFn, scheduler_of
+from dhvae_sdk.runtime.base import Backend, Inpainting, LoopPlan, NullModulation, ProgressFn, scheduler_of
 from dhvae_sdk.runtime.engine import BackendUnavailableError
 from dhvae_sdk.sampling import NumpyOps
 
@@ -80,6 +80,7 @@ class OnnxRuntimeBackend(Backend):
         self.providers = providers
         self.device_type = "cuda" if providers[0] == CUDA else "cpu"
         self._ort = ort
+        self.null_modulation = NullModulation(lambda timesteps: self._modulation(timesteps, self.null_text[None]))
 
     @classmethod
     def from_directory(cls, directory: Path, device: str | None = None, threads: int | None = None):
@@ -96,9 +97,9 @@ class OnnxRuntimeBackend(Backend):
         batch = len(text_embeddings)
         shape = (batch, len(GROUPS) * self.config.vae.latent_tokens, self.config.vae.width)
         plan = LoopPlan.draw(self.scheduler, shape, num_steps, ops, inpainting)
-        conditions = np.concatenate([text_embeddings, np.broadcast_to(self.null_text, text_embeddings.shape)])
-        modulation = self.sessions["modulation"].run(
-            None, {"timesteps": plan.timesteps, "conditions": conditions.astype(np.float32)})[0]
+        null = self.null_modulation(plan.timesteps)
+        modulation = np.concatenate([self._modulation(plan.timesteps, text_embeddings),
+                                     np.broadcast_to(null, (num_steps, batch, *null.shape[2:]))], axis=1)
         session = self.sessions["sampler_step"]
         # On the CPU an OrtValue wraps its numpy array without owning it, and ``OrtValue.numpy()``
         # may return a view of it: ``host`` keeps every array alive until the result is copied out.
@@ -124,6 +125,10 @@ class OnnxRuntimeBackend(Backend):
             if progress is not None:
                 progress(index, num_steps)
         return plan.finish(np.array(buffers[num_steps % 2].numpy(), copy=True), inpainting)
+
+    def _modulation(self, timesteps: np.ndarray, conditions: np.ndarray) -> np.ndarray:
+        inputs = {"timesteps": timesteps, "conditions": conditions.astype(np.float32)}
+        return self.sessions["modulation"].run(None, inputs)[0]
 
     def decode(self, latents: np.ndarray, frames: int) -> np.ndarray:
         mask = np.ones((len(latents), frames), dtype=bool)
