@@ -205,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     precisions = {"onnxruntime": args.onnx_precision, "tensorrt": "fp32"}
     model_dirs = {name: workdir / f"{checkpoint.stem}-onnx-{precision}" for name, precision in precisions.items()}
     model = build_model(get_preset(args.preset) if args.random_init else _config_of(checkpoint))
-    if args.threads:  # the torch backend's threads, and those of the two measurements below
-        torch.set_num_threads(args.threads)
+    default_threads = torch.get_num_threads()  # OMP_NUM_THREADS's, or torch's own choice
+    torch.set_num_threads(args.threads or os.cpu_count())  # floors: the cores the backends may use
     bandwidth, throughput = read_bandwidth(), matmul_throughput()
+    torch.set_num_threads(args.threads or default_threads)  # the torch backend's threads
     results, skipped = {}, {}
     for name in names:
         try:
@@ -242,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         "matmul_gflop_s": throughput / 1e9,
         "text_gflop": text_flops(model) / 1e9,
         "setup": {"preset": args.preset, "steps": args.steps, "frames": args.frames, "batch": 1,
-                  "threads": args.threads or "default", "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine()},
+                  "threads": args.threads or "default", "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                  "machine": platform.processor() or platform.machine(), "load_average": os.getloadavg()},
     }
     _print_table(report)
     if args.json:
@@ -259,8 +261,8 @@ def _config_of(checkpoint: Path):
 def _print_table(report: dict) -> None:
     setup = report["setup"]
     print(f"AITS, preset {setup['preset']}: {setup['steps']} DDIM steps, {setup['frames']} frames, batch 1, "
-          f"{setup['cpus']} CPUs; parameters {report['params']['total'] / 1e6:.1f}M "
-          f"(denoiser {report['params']['denoiser'] / 1e6:.1f}M, text encoder {report['params']['text'] / 1e6:.1f}M)")
+          f"{setup['cpus']} CPUs (torch on {setup['torch_threads']}, load average {setup['load_average'][0]:.2f}); "
+          f"parameters {report['params']['total'] / 1e6:.1f}M (denoiser {report['params']['denoiser'] / 1e6:.1f}M, text encoder {report['params']['text'] / 1e6:.1f}M)")
     print(f"memory floor: MB read per step x {setup['steps']} steps / {report['read_bandwidth_gb_s']:.1f} GB/s; "
           f"text floor: max(its MB / bandwidth, {report['text_gflop']:.1f} GFLOP / {report['matmul_gflop_s']:.0f} GFLOP/s)")
     print(f"{'backend':12s} {'AITS s':>8s} {'loop s':>8s} {'decode s':>9s} {'ms/step':>8s} {'MB/step':>8s} "
