@@ -14,7 +14,8 @@ Memory floor: each step reads the step's weights once (the conditional and uncon
 rows share one call; the modulation heads run before the loop), so the loop cannot be faster
 than steps x step-weight bytes / memory read bandwidth, with the bytes of the weights that
 backend reads (fp32 parameters for torch, the sampler-step graph's initializers for ONNX).
-The bandwidth is measured here by summing a buffer far larger than the caches with all threads.
+The bandwidth is measured here by summing a buffer far larger than the caches on the cores the
+backends may use (``--threads``, else all).
 
 The text encoder's floor is the larger of its memory floor (its weights read once, less the
 token-embedding table, of which only the sentence's rows are gathered) and its compute floor
@@ -109,7 +110,7 @@ def read_bandwidth(megabytes: int = 1024) -> float:
 
 
 def matmul_throughput(size: int = 1536) -> float:
-    """fp32 FLOP per second of a large square matrix product with all threads."""
+    """fp32 FLOP per second of a large square matrix product on torch's current threads."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     a @ b
     times = []
@@ -259,10 +260,11 @@ def _config_of(checkpoint: Path):
 
 
 def _print_table(report: dict) -> None:
-    setup = report["setup"]
+    setup, params = report["setup"], report["params"]
     print(f"AITS, preset {setup['preset']}: {setup['steps']} DDIM steps, {setup['frames']} frames, batch 1, "
           f"{setup['cpus']} CPUs (torch on {setup['torch_threads']}, load average {setup['load_average'][0]:.2f}); "
-          f"parameters {report['params']['total'] / 1e6:.1f}M (denoiser {report['params']['denoiser'] / 1e6:.1f}M, text encoder {report['params']['text'] / 1e6:.1f}M)")
+          f"parameters {params['total'] / 1e6:.1f}M (denoiser {params['denoiser'] / 1e6:.1f}M, "
+          f"text encoder {params['text'] / 1e6:.1f}M)")
     print(f"memory floor: MB read per step x {setup['steps']} steps / {report['read_bandwidth_gb_s']:.1f} GB/s; "
           f"text floor: max(its MB / bandwidth, {report['text_gflop']:.1f} GFLOP / {report['matmul_gflop_s']:.0f} GFLOP/s)")
     print(f"{'backend':12s} {'AITS s':>8s} {'loop s':>8s} {'decode s':>9s} {'ms/step':>8s} {'MB/step':>8s} "

@@ -1,9 +1,10 @@
 """ONNX Runtime backend: the graphs of an exported model directory.
 
 Sampling computes the modulation table of all steps in one call (for the sentences; the
-null text's rows come from a ``NullModulation`` cache), then runs the fused step graph once per step through two io bindings prepared before the loop: latents ping-pong
-between two buffers, the tables stay bound, and only the step number is written between
-steps, so the loop allocates nothing. Bindings and buffers belong to one call, so one backend
+null text's rows come from a ``NullModulation`` cache), then runs the fused step graph once
+per step through two io bindings prepared before the loop: latents ping-pong between two
+buffers, the tables stay bound, and only the step number is written between steps, so the
+loop allocates nothing. Bindings and buffers belong to one call, so one backend
 serves many threads (``InferenceSession.run`` is thread-safe).
 
 The CUDA execution provider is used when it really starts: ONNX Runtime silently falls back to

@@ -2,8 +2,8 @@
 
 Each engine keeps device buffers for its current shapes (reallocated only when a call's
 shapes differ from the last call's). The null text's modulation rows are computed once per
-step schedule (``NullModulation``) and kept on the device. Sampling copies the modulation table, the scheduler
-coefficients and the inpainting tables into the step engine's input buffers once, then per
+step schedule (``NullModulation``) and kept on the device. Sampling copies the modulation
+table, the scheduler coefficients and the inpainting tables into the step engine's input buffers once, then per
 step writes the step number, replays the step as a CUDA graph and copies the new latents back
 into the input buffer, all on one stream. One execution context per engine means calls are
 serialized by a lock.
