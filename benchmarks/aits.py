@@ -3,8 +3,10 @@
     python benchmarks/aits.py --preset paper --random-init --backend all --json aits.json
 
 One sentence, batch 1, ``--steps`` DDIM steps (50) with guidance, ``--frames`` frames (210).
-AITS = sampling loop (modulation table + steps) + VAE decoding; the text encoder is timed on
-its own. Random weights time the same as trained ones (no layer is skipped or sparse).
+AITS = sampling loop (modulation table + steps) + VAE decoding; the text encoder (the CLIP
+tower and its head, run once per request on the sentence; the empty string's encoding is a
+constant of the model, cached by every backend) is timed on its own. Random weights time the
+same as trained ones (no layer is skipped or sparse).
 ONNX Runtime runs the ``--onnx-precision`` export (default int8, the CPU deployment format of
 ``export/to_onnx.py --int8``; fp32 for the full-precision graphs); TensorRT runs fp32 engines.
 
@@ -12,7 +14,13 @@ Memory floor: each step reads the step's weights once (the conditional and uncon
 rows share one call; the modulation heads run before the loop), so the loop cannot be faster
 than steps x step-weight bytes / memory read bandwidth, with the bytes of the weights that
 backend reads (fp32 parameters for torch, the sampler-step graph's initializers for ONNX).
-The bandwidth is measured here by summing a buffer far larger than the caches with all threads.
+The bandwidth is measured here by summing a buffer far larger than the caches on the cores the
+backends may use (``--threads``, else all).
+
+The text encoder's floor is the larger of its memory floor (its weights read once, less the
+token-embedding table, of which only the sentence's rows are gathered) and its compute floor
+(its matrix multiply FLOPs on the whole context / the measured fp32 matmul throughput): with
+77 tokens per weight it is compute-bound, unlike the three-token sampling steps.
 """
 from __future__ import annotations
 
@@ -31,6 +39,7 @@ if __package__ in (None, ""):  # run as a script from a source tree
 
 import onnx
 import torch
+from onnx import numpy_helper
 
 from dhvae_sdk.checkpoint import save_checkpoint
 from dhvae_sdk.manifest import is_model_directory, read_manifest
@@ -42,8 +51,10 @@ from export.to_onnx import export_model
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 SENTENCE = "one person reaches out and the other shakes their hand firmly"
-# Run before the loop, once per sentence: not read per step.
-OUTSIDE_LOOP = ("modulation", "timestep_embedding", "null_text")
+# Denoiser modules run before the loop (the modulation table), not read per step.
+OUTSIDE_LOOP = {"time_embedding", "ada_lin", "head"}
+# The text encoder's token table: a lookup reads the sentence's rows, not the table.
+TOKEN_TABLE = "tower.token_embedding.weight"
 
 
 def random_checkpoint(preset: str, path: Path) -> Path:
@@ -62,11 +73,28 @@ def random_checkpoint(preset: str, path: Path) -> Path:
 
 def step_weight_bytes(model) -> int:
     return sum(p.numel() * p.element_size() for name, p in model.denoiser.named_parameters()
-               if not any(part in name for part in OUTSIDE_LOOP))
+               if not OUTSIDE_LOOP & set(name.split(".")))
+
+
+def text_weight_bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for name, p in model.text.named_parameters() if name != TOKEN_TABLE)
+
+
+def text_flops(model) -> int:
+    """Multiply-adds x 2 of one sentence: every matrix weight on each of the context's tokens,
+    plus the attention products (scores and weighted sum) of every layer."""
+    config = model.config.text
+    matrices = sum(p.numel() for name, p in model.text.named_parameters()
+                   if p.dim() == 2 and name not in (TOKEN_TABLE, "tower.positional_embedding"))
+    attention = 2 * config.context_length ** 2 * config.width * (config.layers + config.head_layers)
+    return 2 * (config.context_length * matrices + attention)
 
 
 def graph_weight_bytes(path: Path) -> int:
-    return sum(onnx.numpy_helper.to_array(tensor).nbytes for tensor in onnx.load(str(path)).graph.initializer)
+    """Bytes of a graph's initializers, less the tables a Gather looks rows up in."""
+    graph = onnx.load(str(path)).graph
+    gathered = {node.input[0] for node in graph.node if node.op_type == "Gather"}
+    return sum(numpy_helper.to_array(tensor).nbytes for tensor in graph.initializer if tensor.name not in gathered)
 
 
 def read_bandwidth(megabytes: int = 1024) -> float:
@@ -79,6 +107,18 @@ def read_bandwidth(megabytes: int = 1024) -> float:
         buffer.sum()
         times.append(time.perf_counter() - start)
     return buffer.numel() * 4 / min(times)
+
+
+def matmul_throughput(size: int = 1536) -> float:
+    """fp32 FLOP per second of a large square matrix product on torch's current threads."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size ** 3 / min(times)
 
 
 def time_backend(backend: Backend, steps: int, frames: int, repeats: int) -> dict:
@@ -126,8 +166,6 @@ def open_backend(name: str, checkpoint: Path, model_dir: Path, threads: int | No
     if name == "torch":
         from dhvae_sdk.runtime.torch_backend import TorchBackend
 
-        if threads:
-            torch.set_num_threads(threads)
         return TorchBackend.from_checkpoint(checkpoint)
     if name == "onnxruntime":
         from dhvae_sdk.runtime.onnx_backend import OnnxRuntimeBackend
@@ -168,7 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     precisions = {"onnxruntime": args.onnx_precision, "tensorrt": "fp32"}
     model_dirs = {name: workdir / f"{checkpoint.stem}-onnx-{precision}" for name, precision in precisions.items()}
     model = build_model(get_preset(args.preset) if args.random_init else _config_of(checkpoint))
-    bandwidth = read_bandwidth()
+    default_threads = torch.get_num_threads()  # OMP_NUM_THREADS's, or torch's own choice
+    torch.set_num_threads(args.threads or os.cpu_count())  # floors: the cores the backends may use
+    bandwidth, throughput = read_bandwidth(), matmul_throughput()
+    torch.set_num_threads(args.threads or default_threads)  # the torch backend's threads
     results, skipped = {}, {}
     for name in names:
         try:
@@ -179,10 +220,17 @@ def main(argv: list[str] | None = None) -> int:
             skipped[name] = str(error).split(";")[0]
             continue
         results[name] = time_backend(backend, args.steps, args.frames, args.repeats)
-        weight_bytes = (step_weight_bytes(model) if name == "torch"
-                        else graph_weight_bytes(read_manifest(model_dirs[name]).file_path("sampler_step")))
+        if name == "torch":
+            weight_bytes, text_bytes = step_weight_bytes(model), text_weight_bytes(model)
+        else:
+            manifest = read_manifest(model_dirs[name])
+            weight_bytes = graph_weight_bytes(manifest.file_path("sampler_step"))
+            text_bytes = graph_weight_bytes(manifest.file_path("text_encoder"))
         floor = weight_bytes * args.steps / bandwidth
-        results[name].update(step_weight_bytes=weight_bytes, floor_s=floor, loop_vs_floor=results[name]["loop_s"] / floor)
+        text_floor = max(text_bytes / bandwidth, text_flops(model) / throughput)
+        results[name].update(step_weight_bytes=weight_bytes, floor_s=floor, loop_vs_floor=results[name]["loop_s"] / floor,
+                             text_weight_bytes=text_bytes, text_floor_s=text_floor,
+                             text_vs_floor=results[name]["text_encoder_s"] / text_floor)
         del backend
     if "torch" in results:
         for entry in results.values():
@@ -193,8 +241,11 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": skipped,
         "params": count_parameters(model),
         "read_bandwidth_gb_s": bandwidth / 1e9,
+        "matmul_gflop_s": throughput / 1e9,
+        "text_gflop": text_flops(model) / 1e9,
         "setup": {"preset": args.preset, "steps": args.steps, "frames": args.frames, "batch": 1,
-                  "threads": args.threads or "default", "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine()},
+                  "threads": args.threads or "default", "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+                  "machine": platform.processor() or platform.machine(), "load_average": os.getloadavg()},
     }
     _print_table(report)
     if args.json:
@@ -209,18 +260,20 @@ def _config_of(checkpoint: Path):
 
 
 def _print_table(report: dict) -> None:
-    setup = report["setup"]
+    setup, params = report["setup"], report["params"]
     print(f"AITS, preset {setup['preset']}: {setup['steps']} DDIM steps, {setup['frames']} frames, batch 1, "
-          f"{setup['cpus']} CPUs; parameters {report['params']['total'] / 1e6:.1f}M "
-          f"(denoiser {report['params']['denoiser'] / 1e6:.1f}M)")
-    print(f"memory floor: MB read per step x {setup['steps']} steps / {report['read_bandwidth_gb_s']:.1f} GB/s")
+          f"{setup['cpus']} CPUs (torch on {setup['torch_threads']}, load average {setup['load_average'][0]:.2f}); "
+          f"parameters {params['total'] / 1e6:.1f}M (denoiser {params['denoiser'] / 1e6:.1f}M, "
+          f"text encoder {params['text'] / 1e6:.1f}M)")
+    print(f"memory floor: MB read per step x {setup['steps']} steps / {report['read_bandwidth_gb_s']:.1f} GB/s; "
+          f"text floor: max(its MB / bandwidth, {report['text_gflop']:.1f} GFLOP / {report['matmul_gflop_s']:.0f} GFLOP/s)")
     print(f"{'backend':12s} {'AITS s':>8s} {'loop s':>8s} {'decode s':>9s} {'ms/step':>8s} {'MB/step':>8s} "
-          f"{'floor s':>8s} {'loop/floor':>10s} {'vs torch':>9s} {'text enc s':>10s}  device")
+          f"{'floor s':>8s} {'loop/floor':>10s} {'vs torch':>9s} {'text s':>7s} {'text floor':>10s} {'text/floor':>10s}  device")
     for name, entry in report["backends"].items():
         print(f"{name:12s} {entry['aits_s']:8.3f} {entry['loop_s']:8.3f} {entry['decode_s']:9.3f} "
               f"{entry['per_step_ms']:8.2f} {entry['step_weight_bytes'] / 1e6:8.1f} {entry['floor_s']:8.3f} "
               f"{entry['loop_vs_floor']:9.2f}x {entry.get('speedup_vs_torch', float('nan')):8.2f}x "
-              f"{entry['text_encoder_s']:10.3f}  {entry['device']}")
+              f"{entry['text_encoder_s']:7.3f} {entry['text_floor_s']:10.3f} {entry['text_vs_floor']:9.2f}x  {entry['device']}")
     for name, why in report["skipped"].items():
         print(f"{name:12s} skipped: {why}")
 

@@ -122,11 +122,13 @@ def _info(args) -> int:
 
 
 def _print_config(config: dict) -> None:
-    vae, denoiser = config["vae"], config["denoiser"]
+    vae, denoiser, text = config["vae"], config["denoiser"], config["text"]
     print(f"  preset {config['preset']}, dataset {config['dataset']}, {config['fps']} fps, "
           f"up to {vae['max_frames']} frames ({vae['max_frames'] / config['fps']:.1f} s)")
-    print(f"  latents 3 x {vae['latent_tokens']} x {vae['latent_dim']}; denoiser {denoiser['blocks']} blocks "
-          f"of width {denoiser['width']}; {denoiser['sampling_steps']} DDIM steps, guidance {denoiser['guidance']}")
+    print(f"  latents 3 x {vae['latent_tokens']} x {vae['width']}; denoiser {denoiser['layers']} layers of that "
+          f"width; {denoiser['sampling_steps']} DDIM steps, guidance {denoiser['guidance']}")
+    print(f"  text encoder: {text['layers']}-layer CLIP tower and {text['head_layers']} head layer(s) "
+          f"of width {text['width']}")
 
 
 def _print_engines(manifest) -> None:

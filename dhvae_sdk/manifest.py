@@ -19,8 +19,10 @@ from dhvae_sdk.atomic_file import atomic_output
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "dhvae-model"
-# Bump the major when a reader of the old layout would misread the new one.
-FORMAT_VERSION = (1, 0)
+# Bump the major when a reader of the old layout would misread the new one. 2: the released
+# DHVAE architecture (condition of the text width, modulation rows of the latent width, the
+# empty string's encoding as the null text); 1.x graphs were the retired architecture's.
+FORMAT_VERSION = (2, 0)
 _HASH_CHUNK = 1 << 22
 
 
@@ -139,10 +141,16 @@ def _parse(directory: Path, manifest_path: Path, raw: dict) -> Manifest:
         version = tuple(int(part) for part in raw["format_version"])
         if len(version) != 2:
             raise ValueError("format_version must be [major, minor]")
-        if version[0] != FORMAT_VERSION[0]:
+        if version[0] < FORMAT_VERSION[0]:
             raise ModelFormatError(
-                f"{manifest_path} has format version {version[0]}.{version[1]}, this dhvae_sdk reads "
-                f"{FORMAT_VERSION[0]}.x; re-export the model with this version's export/to_onnx.py"
+                f"{manifest_path} has format version {version[0]}.{version[1]}, an export of an older "
+                f"model architecture that this dhvae_sdk (format {FORMAT_VERSION[0]}.x) cannot run; re-export "
+                f"it from its checkpoint with this version's `python export/to_onnx.py CHECKPOINT --out DIR`"
+            )
+        if version[0] > FORMAT_VERSION[0]:
+            raise ModelFormatError(
+                f"{manifest_path} has format version {version[0]}.{version[1]}, newer than this dhvae_sdk "
+                f"reads ({FORMAT_VERSION[0]}.x); upgrade dhvae-sdk or re-export with this version's export/to_onnx.py"
             )
         files = {role: ModelFile(str(e["path"]), str(e["sha256"]), int(e["bytes"])) for role, e in raw["files"].items()}
         return Manifest(

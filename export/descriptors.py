@@ -2,8 +2,11 @@
 inputs for export and checking, and the TensorRT shape profile.
 
 Dynamic axes: ``batch`` (texts x samples; the guidance batch is twice it), ``frames``, ``steps``
-and ``rows`` (conditional plus unconditional condition rows). TensorRT profiles cover a batch
-of 1 to ``MAX_BATCH`` texts, 1 to the model's maximum frames, and up to ``MAX_TRT_STEPS`` steps.
+and ``rows`` (condition rows of the modulation graph: the sentences', or the null text's alone,
+whose modulation the backends compute once per step schedule). Widths: conditions have the
+text encoder's width C, latents and modulation rows the latent's (the VAE's) width W.
+TensorRT profiles cover a batch of 1 to ``MAX_BATCH`` texts, 1 to the model's maximum frames,
+and up to ``MAX_TRT_STEPS`` steps.
 """
 from __future__ import annotations
 
@@ -15,8 +18,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from dhvae_sdk.models import GROUPS, DHVAEConfig, DHVAEModel
-from dhvae_sdk.models.denoiser import BLOCK_MODULATIONS, FINAL_MODULATIONS
+from dhvae_sdk.models import GROUPS, Denoiser, DHVAEConfig, DHVAEModel
 from export.wrappers import DecoderGraph, EncoderGraph, ModulationGraph, SamplerStepGraph, TextEncoderGraph
 
 MAX_BATCH = 32
@@ -63,11 +65,15 @@ def _rng(shape: SampleShape) -> np.random.Generator:
 
 
 def _latent_shape(config: DHVAEConfig) -> tuple[int, int]:
-    return len(GROUPS) * config.vae.latent_tokens, config.vae.latent_dim
+    return len(GROUPS) * config.vae.latent_tokens, config.vae.width
 
 
 def _modulation_rows(config: DHVAEConfig) -> int:
-    return BLOCK_MODULATIONS * config.denoiser.blocks + FINAL_MODULATIONS
+    """Counted by a denoiser of this config built on the meta device (no memory, no weights), so
+    that the layer count of the skip variant is the model's own, not a copy of its rule."""
+    with torch.device("meta"):
+        denoiser = Denoiser(config.denoiser, config.vae.width, config.vae.latent_tokens, config.text.width)
+    return denoiser.modulation_rows
 
 
 def _profile(minimum: tuple, optimum: tuple, maximum: tuple) -> tuple[tuple[int, ...], ...]:
@@ -94,19 +100,19 @@ def _modulation_sample(config, shape):
     rng = _rng(shape)
     num_train = config.denoiser.num_train_steps
     timesteps = np.sort(rng.choice(num_train, size=shape.steps, replace=False))[::-1].astype(np.int64)
-    conditions = rng.standard_normal((2 * shape.batch, config.denoiser.width)).astype(np.float32)
+    conditions = rng.standard_normal((shape.batch, config.text.width)).astype(np.float32)
     return timesteps.copy(), conditions
 
 
 def _modulation_profile(config):
-    width = config.denoiser.width
+    width = config.text.width
     return {"timesteps": _profile((1,), (OPT_STEPS,), (MAX_TRT_STEPS,)),
-            "conditions": _profile((2, width), (2, width), (2 * MAX_BATCH, width))}
+            "conditions": _profile((1, width), (1, width), (MAX_BATCH, width))}
 
 
 def _modulation_table(config, shape, rng):
     rows = _modulation_rows(config)
-    width = config.denoiser.width
+    width = config.vae.width
     # Modulations of a trained model are O(0.1..1); random ones in that range exercise every path.
     return (0.3 * rng.standard_normal((shape.steps, 2 * shape.batch, rows, width))).astype(np.float32)
 
@@ -126,7 +132,7 @@ def _step_sample(config, shape):
 
 def _step_profile(config):
     tokens, dim = _latent_shape(config)
-    rows, width = _modulation_rows(config), config.denoiser.width
+    rows, width = _modulation_rows(config), config.vae.width
 
     def shapes(batch: int, steps: int) -> dict[str, tuple[int, ...]]:
         return {"latents": (batch, tokens, dim), "step": (1,), "modulation_table": (steps, 2 * batch, rows, width),

@@ -2,10 +2,11 @@
 backends run, written with the model's own methods so that it computes what the torch
 backend computes.
 
-- ``TextEncoderGraph``: CLIP BPE ids [N, context] -> text embeddings [N, width].
-- ``ModulationGraph``: timesteps [S] and conditions [R, width] (conditional rows, then the
-  null text) -> the AdaLN shift/scale/gate of every block for every step, [S, R, rows, width].
-  It runs once per call, before the loop.
+- ``TextEncoderGraph``: CLIP BPE ids [N, context] -> text embeddings [N, C] (C: text width).
+- ``ModulationGraph``: timesteps [S] and text embeddings [R, C] (the sentences', or the null
+  text alone: the backends compute its rows once per step schedule) -> the AdaLN gates,
+  scales and shifts of every layer and the head for every step, [S, R, rows, W] (W: latent
+  width). It runs once per call, before the loop.
 - ``SamplerStepGraph``: one DDIM step with classifier-free guidance. It picks its step's
   modulation and scheduler coefficients out of whole-loop tables by ``step`` [1], so that
   every per-step input lives in a buffer bound once (ONNX Runtime io binding, a CUDA graph in
@@ -38,8 +39,12 @@ class ModulationGraph(nn.Module):
 
     def forward(self, timesteps: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         steps, rows = timesteps.shape[0], conditions.shape[0]
-        condition = self.denoiser.timestep_embedding(timesteps)[:, None, :] + conditions[None, :, :]
-        modulation = self.denoiser.modulation(condition.reshape(steps * rows, -1))
+        # Every (step, row) pair, step-major: row r of step s is entry s * rows + r. (Spelled with
+        # expand: exported, repeat_interleave failed in ONNX Runtime at sizes other than the export's.)
+        every_timestep = timesteps[:, None].expand(steps, rows).reshape(-1)
+        every_condition = conditions[None].expand(steps, rows, conditions.shape[1]).reshape(steps * rows, -1)
+        condition = self.denoiser.condition(every_timestep, every_condition)
+        modulation = self.denoiser.modulation(condition)
         return modulation.reshape(steps, rows, *modulation.shape[1:])
 
 

@@ -1,7 +1,9 @@
 """Small random-weight models for the SDK tests (no training needed).
 
-``micro_config`` is the ``tiny`` preset with one layer per stack and three denoiser blocks,
-so that a full ONNX export takes seconds; every weight is random (zero-initialized output
+``micro_config`` is the ``tiny`` preset with one layer per stack, three denoiser layers and a
+one-layer text tower, so that a full ONNX export takes seconds. Its text width (48) differs
+from its latent width (64), so that a condition given the latent's width (or the reverse)
+fails instead of passing by coincidence. Every weight is random (zero-initialized output
 layers too), so that each graph computes something non-trivial.
 """
 from __future__ import annotations
@@ -14,15 +16,15 @@ from dhvae_sdk.checkpoint import save_checkpoint
 from dhvae_sdk.models import build_model, get_preset
 
 MAX_FRAMES = 90
+TEXT_WIDTH = 48
 
 
 def micro_config():
     config = get_preset("tiny")
-    config.vae.encoder_layers = config.vae.cotransformer_layers = 1
-    config.vae.interaction_decoder_layers = config.vae.person_decoder_layers = 1
+    config.vae.person_layers = config.vae.interaction_layers = 1
     config.vae.max_frames = MAX_FRAMES
-    config.denoiser.blocks = 3
-    config.text.tower_layers = 1
+    config.denoiser.layers = 3
+    config.text.width, config.text.layers, config.text.mlp, config.text.head_ff = TEXT_WIDTH, 1, 96, 96
     return config
 
 

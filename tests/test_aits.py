@@ -17,10 +17,21 @@ def test_aits_times_each_backend_and_states_its_memory_floor(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["params"] == count_parameters(build_model(get_preset("tiny")))
     torch_row, onnx_row = report["backends"]["torch"], report["backends"]["onnxruntime"]
+    model = build_model(get_preset("tiny"))
+    bandwidth, throughput = report["read_bandwidth_gb_s"] * 1e9, report["matmul_gflop_s"] * 1e9
+    assert report["text_gflop"] * 1e9 == aits.text_flops(model) > 2 * 77 * 64 * 64 * 12 * 2  # >= the tower's matmuls
     for row in (torch_row, onnx_row):
         assert row["aits_s"] == pytest.approx(row["loop_s"] + row["decode_s"])  # one repeat: no medians
-        assert row["floor_s"] == pytest.approx(row["step_weight_bytes"] * 3 / (report["read_bandwidth_gb_s"] * 1e9))
+        assert row["floor_s"] == pytest.approx(row["step_weight_bytes"] * 3 / bandwidth)
         assert row["loop_vs_floor"] == pytest.approx(row["loop_s"] / row["floor_s"])
+        assert row["text_floor_s"] == pytest.approx(max(row["text_weight_bytes"] / bandwidth,
+                                                        report["text_gflop"] * 1e9 / throughput))
+        assert row["text_vs_floor"] == pytest.approx(row["text_encoder_s"] / row["text_floor_s"])
+    # The token table is looked up, not read: neither backend counts its 49408 x 64 floats.
+    table_bytes = 49408 * 64 * 4
+    text_bytes = torch_row["text_weight_bytes"]
+    assert text_bytes == 4 * sum(p.numel() for p in model.text.parameters()) - table_bytes
+    assert 0.5 * text_bytes < onnx_row["text_weight_bytes"] < text_bytes + table_bytes / 2
     assert "int8" in onnx_row["device"]  # the default ONNX export is the int8 one
     assert onnx_row["step_weight_bytes"] < 0.6 * torch_row["step_weight_bytes"]
     assert onnx_row["speedup_vs_torch"] == pytest.approx(torch_row["aits_s"] / onnx_row["aits_s"])

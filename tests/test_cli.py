@@ -81,7 +81,7 @@ def test_info_describes_a_model_directory(tmp_path, capsys):
     write_manifest(Manifest(
         directory=tmp_path, format_version=FORMAT_VERSION, precision="fp16", config=config.to_dict(),
         stats={"mean": np.zeros(262), "std": np.ones(262)}, latent_scales=np.ones(3),
-        null_text_embedding=np.zeros(config.denoiser.width), files={"decoder": describe_file(tmp_path, "decoder.onnx")},
+        null_text_embedding=np.zeros(config.text.width), files={"decoder": describe_file(tmp_path, "decoder.onnx")},
         versions={"torch": "2.14.1"},
     ))
     assert main(["info", str(tmp_path)]) == 0
@@ -94,7 +94,9 @@ def test_info_describes_a_model_directory(tmp_path, capsys):
 def test_info_describes_a_checkpoint(checkpoint, capsys):
     assert main(["info", str(checkpoint)]) == 0
     out = capsys.readouterr().out
-    assert "training checkpoint" in out and "stage denoiser" in out and "denoiser 3 blocks of width 128" in out
+    assert "training checkpoint" in out and "stage denoiser" in out
+    assert "latents 3 x 1 x 64; denoiser 3 layers of that width" in out
+    assert "1-layer CLIP tower and 1 head layer(s) of width 48" in out
 
 
 def test_the_module_runs_as_a_program(checkpoint, tmp_path):

@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from dhvae_sdk.sampling import (FINAL_TIMESTEP, DDIMScheduler, NumpyOps, classifier_free_guidance,
-                                sample_latents)
+from dhvae_sdk.sampling import DDIMScheduler, NumpyOps, classifier_free_guidance, sample_latents
 from dhvae_sdk.sampling.torch_arrays import TorchOps
+
+# The oracle tests end on clean data (alpha 1), where a point-mass oracle's target is reached
+# exactly; the release's default last step, onto alphas_cumprod[0], has a test of its own.
+CLEAN_END = dict(set_alpha_to_one=True)
 
 
 def point_mass_oracle(scheduler, target):
@@ -40,7 +43,20 @@ def test_scaled_linear_schedule_matches_its_definition():
     step = (math.sqrt(0.012) - math.sqrt(0.00085)) / 999
     expected_last = math.prod(1.0 - (math.sqrt(0.00085) + i * step) ** 2 for i in range(1000))
     assert scheduler.alphas_cumprod[-1] == pytest.approx(expected_last, rel=1e-9)
-    assert scheduler.alpha_cumprod(FINAL_TIMESTEP) == 1.0
+
+
+def test_the_last_step_lands_on_the_first_alpha_unless_set_to_one():
+    """The release's setting (set_alpha_to_one False): the final target is alphas_cumprod[0]."""
+    assert DDIMScheduler().alpha_cumprod(-19) == pytest.approx(1.0 - 0.00085) == DDIMScheduler().alphas_cumprod[0]
+    assert DDIMScheduler(set_alpha_to_one=True).alpha_cumprod(-19) == 1.0
+    scheduler = DDIMScheduler()
+    x0, eps = np.array([0.7, -1.2]), np.array([0.3, 0.9])
+    alpha_t, alpha_0 = scheduler.alphas_cumprod[1], scheduler.alphas_cumprod[0]
+    x_t = math.sqrt(alpha_t) * x0 + math.sqrt(1.0 - alpha_t) * eps
+    # DDIM with eta 0 keeps the noise direction: x_prev = sqrt(a_0) x0 + sqrt(1 - a_0) eps.
+    expected = math.sqrt(alpha_0) * x0 + math.sqrt(1.0 - alpha_0) * eps
+    assert np.allclose(scheduler.step(eps, 1, -19, x_t), expected, atol=1e-12)
+    assert not np.allclose(DDIMScheduler(set_alpha_to_one=True).step(eps, 1, -19, x_t), expected, atol=1e-3)
 
 
 def test_linear_schedule_is_evenly_spaced():
@@ -48,17 +64,19 @@ def test_linear_schedule_is_evenly_spaced():
     assert np.allclose(np.diff(betas), (0.02 - 1e-4) / 999)
 
 
-def test_leading_timesteps_end_on_clean_data():
+def test_leading_timesteps_are_offset_by_one_as_the_release_samples():
     scheduler = DDIMScheduler()
-    assert scheduler.timesteps(50) == list(range(980, -1, -20))
-    assert scheduler.timesteps(1000) == list(range(999, -1, -1))
+    assert scheduler.timesteps(50) == list(range(981, 0, -20))
     pairs = scheduler.step_pairs(50)
-    assert pairs[0] == (980, 960) and pairs[-1] == (0, FINAL_TIMESTEP)
+    assert pairs[0] == (981, 961) and pairs[-1] == (1, -19)
+    assert DDIMScheduler(steps_offset=0).timesteps(1000) == list(range(999, -1, -1))
+    with pytest.raises(ValueError, match="reach past timestep 999; use fewer steps"):
+        scheduler.timesteps(1000)
 
 
 @pytest.mark.parametrize("prediction", ["epsilon", "x0", "v"])
 def test_oracle_is_recovered_in_50_steps(prediction):
-    scheduler = DDIMScheduler(prediction=prediction)
+    scheduler = DDIMScheduler(prediction=prediction, **CLEAN_END)
     target = np.array([0.7, -1.3, 2.0, 0.0])
     start = np.random.default_rng(0).standard_normal((8, 4))
     final = run_ddim(scheduler, point_mass_oracle(scheduler, target), start, 50)[-1]
@@ -77,7 +95,7 @@ def test_parameterizations_follow_the_same_trajectory():
 
 
 def test_stochastic_steps_still_reach_the_oracle():
-    scheduler = DDIMScheduler()
+    scheduler = DDIMScheduler(**CLEAN_END)
     target = np.array([1.0, -2.0])
     start = np.random.default_rng(2).standard_normal((16, 2))
     final = run_ddim(scheduler, point_mass_oracle(scheduler, target), start, 25, eta=1.0,
@@ -157,9 +175,9 @@ def test_training_target_inverts_to_x0(prediction):
 
 
 def test_clip_sample_bounds_the_estimate():
-    scheduler = DDIMScheduler(prediction="x0", clip_sample=True)
+    scheduler = DDIMScheduler(prediction="x0", clip_sample=True, **CLEAN_END)
     x_t = np.zeros(3)
-    assert np.allclose(scheduler.step(np.array([5.0, -5.0, 0.5]), 0, FINAL_TIMESTEP, x_t), [1.0, -1.0, 0.5])
+    assert np.allclose(scheduler.step(np.array([5.0, -5.0, 0.5]), 0, -1, x_t), [1.0, -1.0, 0.5])
 
 
 def test_bad_arguments_are_refused():
@@ -199,7 +217,7 @@ def two_target_denoiser(scheduler, conditional_target, unconditional_target, cal
 
 
 def test_sampling_loop_applies_guidance_to_one_doubled_batch():
-    scheduler = DDIMScheduler()
+    scheduler = DDIMScheduler(**CLEAN_END)
     conditional, unconditional = np.array([1.0, 0.0, -1.0]), np.array([0.0, 0.5, -0.5])
     calls = []
     latents = sample_latents(two_target_denoiser(scheduler, conditional, unconditional, calls),
@@ -211,7 +229,7 @@ def test_sampling_loop_applies_guidance_to_one_doubled_batch():
 
 
 def test_inpainting_noises_known_tokens_and_returns_them_exactly():
-    scheduler = DDIMScheduler()
+    scheduler = DDIMScheduler(**CLEAN_END)
     batch = 4000
     known = np.zeros((batch, 3, 1))
     known[:, 0] = 0.8
@@ -236,7 +254,7 @@ def test_inpainting_noises_known_tokens_and_returns_them_exactly():
 
 
 def test_torch_sampling_path_matches_the_oracle():
-    scheduler = DDIMScheduler(prediction="v")
+    scheduler = DDIMScheduler(prediction="v", **CLEAN_END)
     target = torch.tensor([0.25, -0.75])
     oracle = point_mass_oracle(scheduler, target)
     known = torch.zeros(3, 2, 2)

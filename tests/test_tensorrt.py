@@ -15,7 +15,7 @@ from dhvae_sdk.manifest import ModelFormatError
 from dhvae_sdk.runtime import engine as engine_module
 from dhvae_sdk.runtime.engine import Engine, EngineTarget, metadata_path
 from export.descriptors import DESCRIPTORS, MAX_BATCH, MAX_TRT_STEPS
-from model_fixtures import MAX_FRAMES, micro_config
+from model_fixtures import MAX_FRAMES, TEXT_WIDTH, micro_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -148,6 +148,15 @@ def test_shape_profiles_cover_batch_1_to_32_all_frames_and_steps(descriptor):
         assert profile["modulation_table"][2][1] == 2 * MAX_BATCH  # guidance doubles the batch
 
 
+def test_profiles_give_conditions_the_text_width_and_modulations_the_latent_width():
+    config = micro_config()
+    profiles = {descriptor.role: descriptor.trt_profile(config) for descriptor in DESCRIPTORS}
+    rows = 6 * config.denoiser.layers + 2  # six per layer, two for the head
+    assert all(shape[1] == TEXT_WIDTH for shape in profiles["modulation"]["conditions"])
+    assert all(shape[2:] == (rows, 64) for shape in profiles["sampler_step"]["modulation_table"])
+    assert all(shape[1:] == (3, 64) for shape in profiles["decoder"]["latents"])
+
+
 def _shape(batch, frames, steps):
     from export.descriptors import SampleShape
 
@@ -246,7 +255,7 @@ def test_tensorrt_backend_matches_onnxruntime(tmp_path):
     build_engines(model_dir)
     reference = OnnxRuntimeBackend.from_directory(model_dir, device="cpu")
     engines = TensorRTBackend(read_manifest(model_dir))
-    text = np.random.default_rng(0).standard_normal((3, reference.config.denoiser.width)).astype(np.float32)
+    text = np.random.default_rng(0).standard_normal((3, reference.config.text.width)).astype(np.float32)
     for _ in range(2):  # the second call replays the captured CUDA graph
         latents = engines.sample(text, 12, 3.0, NumpyOps.from_seed(1))
         np.testing.assert_allclose(latents, reference.sample(text, 12, 3.0, NumpyOps.from_seed(1)), rtol=1e-3, atol=1e-3)

@@ -12,9 +12,11 @@ draws it in exactly the order ``sample_latents`` does, so their results match th
 from __future__ import annotations
 
 import math
+import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -34,6 +36,36 @@ def scheduler_of(config: DHVAEConfig) -> DDIMScheduler:
         beta_schedule=denoiser.beta_schedule, prediction=denoiser.prediction,
         steps_offset=denoiser.steps_offset, set_alpha_to_one=denoiser.set_alpha_to_one,
     )
+
+
+class NullModulation:
+    """The unconditional rows of the modulation table, [S, 1, rows, W], per step schedule.
+
+    The null text (the empty string's encoding) is a constant of the model, so these rows
+    depend only on the timesteps: they are computed on a schedule's first use and reused,
+    which halves the modulation work of every later call. ``compute(timesteps [S] int64)``
+    runs the backend's modulation on the null text alone. Thread-safe; the ``keep`` most
+    recently used schedules are kept (a table of the paper model's 50 steps is 2.9 MB).
+    """
+
+    def __init__(self, compute: Callable[[np.ndarray], Any], keep: int = 4):
+        self._compute = compute
+        self._keep = keep
+        self._tables: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, timesteps: np.ndarray):
+        key = tuple(int(t) for t in timesteps)
+        with self._lock:
+            if key in self._tables:
+                self._tables.move_to_end(key)
+                return self._tables[key]
+        table = self._compute(np.asarray(key, dtype=np.int64))
+        with self._lock:
+            self._tables[key] = table
+            while len(self._tables) > self._keep:
+                self._tables.popitem(last=False)
+        return table
 
 
 @dataclass(frozen=True)
@@ -93,7 +125,7 @@ class Backend(ABC):
 
     @abstractmethod
     def encode_text(self, tokens: np.ndarray) -> np.ndarray:
-        """CLIP BPE ids [N, context] int64 -> text embeddings [N, denoiser width]."""
+        """CLIP BPE ids [N, context] int64 -> text embeddings [N, text width] (the condition width)."""
 
     @abstractmethod
     def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, ops: NumpyOps,

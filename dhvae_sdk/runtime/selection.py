@@ -26,17 +26,34 @@ def assets_directory() -> Path:
 
 
 def demo_path(backend: str) -> Path:
-    """The embedded demo model for ``backend``: its ONNX export, or its checkpoint for torch."""
+    """The embedded demo model for ``backend``: its ONNX export, or its checkpoint for torch.
+    A demo left in an older format is refused here, with the rebuild to run, rather than
+    failing later inside a backend."""
     assets = assets_directory()
     exported, checkpoint = assets / DEMO_MODEL_DIR, assets / DEMO_CHECKPOINT
     if backend != "torch" and is_model_directory(exported):
+        _require_current_demo(exported, lambda: read_manifest(exported, verify_files=False))
         return exported
     if backend in ("torch", "auto") and checkpoint.is_file():
+        from dhvae_sdk.checkpoint import read_checkpoint_config  # imports torch: only when it is needed
+
+        _require_current_demo(checkpoint, lambda: read_checkpoint_config(checkpoint))
         return checkpoint
     raise ModelFormatError(
         f"the embedded demo model is missing from {assets} (looked for {DEMO_MODEL_DIR}/ and {DEMO_CHECKPOINT}); "
         f"rebuild it as {DEMO_REBUILD} describes, or pass the path of a checkpoint or exported model directory"
     )
+
+
+def _require_current_demo(path: Path, read) -> None:
+    """``read()`` (which validates the format) must succeed, else the demo is outdated or damaged."""
+    try:
+        read()
+    except ValueError as error:  # CheckpointError and ModelFormatError are both ValueErrors
+        raise ModelFormatError(
+            f"the embedded demo model {path} cannot be used by this dhvae-sdk (outdated or damaged: {error}); "
+            f"rebuild it as {DEMO_REBUILD} describes, or pass the path of a checkpoint or exported model directory"
+        ) from None
 
 
 def open_backend(path: str | os.PathLike | None, backend: str = "auto",

@@ -1,8 +1,9 @@
 """TensorRT backend: the engines ``export/to_trt.py`` builds into ``MODEL_DIR/tensorrt/``.
 
 Each engine keeps device buffers for its current shapes (reallocated only when a call's
-shapes differ from the last call's). Sampling copies the modulation table, the scheduler
-coefficients and the inpainting tables into the step engine's input buffers once, then per
+shapes differ from the last call's). The null text's modulation rows are computed once per
+step schedule (``NullModulation``) and kept on the device. Sampling copies the modulation
+table, the scheduler coefficients and the inpainting tables into the step engine's input buffers once, then per
 step writes the step number, replays the step as a CUDA graph and copies the new latents back
 into the input buffer, all on one stream. One execution context per engine means calls are
 serialized by a lock.
@@ -17,7 +18,7 @@ import numpy as np
 
 from dhvae_sdk.manifest import Manifest, ModelFormatError
 from dhvae_sdk.models import GROUPS
-from dhvae_sdk.runtime.base import Backend, Inpainting, LoopPlan, ProgressFn, scheduler_of
+from dhvae_sdk.runtime.base import Backend, Inpainting, LoopPlan, NullModulation, ProgressFn, scheduler_of
 from dhvae_sdk.runtime.engine import (
     BackendUnavailableError, Engine, EngineTarget, import_tensorrt, metadata_path, require_cuda,
 )
@@ -69,6 +70,8 @@ class TensorRTBackend(Backend):
         self.stream = self.torch.cuda.Stream()
         self._shapes: dict[str, dict] = {}
         self._lock = threading.Lock()
+        # Computed under ``_lock`` (inside ``sample``); the copy outlives the engine's output buffer.
+        self.null_modulation = NullModulation(lambda timesteps: self._modulation(timesteps, self.null_text[None]).clone())
 
     def describe(self) -> str:
         trt = import_tensorrt()
@@ -83,12 +86,12 @@ class TensorRTBackend(Backend):
         batch = len(text_embeddings)
         if batch > self.max_batch:
             raise ValueError(f"the TensorRT engines take at most {self.max_batch} motions per call, got {batch}")
-        shape = (batch, len(GROUPS) * self.config.vae.latent_tokens, self.config.vae.latent_dim)
+        shape = (batch, len(GROUPS) * self.config.vae.latent_tokens, self.config.vae.width)
         plan = LoopPlan.draw(self.scheduler, shape, num_steps, ops, inpainting)
-        conditions = np.concatenate([text_embeddings, np.broadcast_to(self.null_text, text_embeddings.shape)])
         with self._lock:
-            modulation = self._infer("modulation", {"timesteps": plan.timesteps,
-                                                    "conditions": conditions.astype(np.float32)})
+            null = self.null_modulation(plan.timesteps)
+            modulation = self.torch.cat([self._modulation(plan.timesteps, text_embeddings),
+                                         null.expand(-1, batch, -1, -1)], dim=1)
             inputs = {"latents": plan.initial, "step": np.zeros(1, dtype=np.int64), "modulation_table": modulation,
                       "coefficient_table": plan.coefficients, "guidance": np.array([guidance], dtype=np.float32),
                       "known_table": plan.known_table, "known_mask": plan.known_mask}
@@ -103,6 +106,10 @@ class TensorRTBackend(Backend):
                         progress(index, num_steps)
                 result = latents.cpu().numpy()
         return plan.finish(result, inpainting)
+
+    def _modulation(self, timesteps: np.ndarray, conditions: np.ndarray):
+        """[S, R, rows, W] on the device, in the modulation engine's output buffer."""
+        return self._infer("modulation", {"timesteps": timesteps, "conditions": conditions.astype(np.float32)})
 
     def decode(self, latents: np.ndarray, frames: int) -> np.ndarray:
         mask = np.ones((len(latents), frames), dtype=bool)

@@ -1,7 +1,10 @@
 """The reference backend: the training checkpoint's modules in eager PyTorch.
 
 Sampling is ``sampling.sample_latents`` itself; the AdaLN modulation of every step is computed
-in one batched call before the loop and each step only indexes it.
+in one batched call before the loop and each step only indexes it. The unconditional condition
+(the text encoder's encoding of the empty string) is the same for every request, so it is
+computed once when the backend opens, and its modulation rows once per step schedule
+(``NullModulation``), as the graph backends do.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import torch
 from dhvae_sdk.checkpoint import Checkpoint, load_checkpoint
 from dhvae_sdk.models import lengths_to_mask, scale_latents, unscale_latents
 from dhvae_sdk.motion import Normalizer
-from dhvae_sdk.runtime.base import Backend, Inpainting, ProgressFn, scheduler_of
+from dhvae_sdk.runtime.base import Backend, Inpainting, NullModulation, ProgressFn, scheduler_of
 from dhvae_sdk.sampling import NumpyOps, sample_latents
 
 
@@ -50,6 +53,9 @@ class TorchBackend(Backend):
         self.device = next(self.model.denoiser.parameters()).device
         self.scheduler = scheduler_of(self.config)
         self.normalizer = Normalizer(checkpoint.feature_mean.cpu().numpy(), checkpoint.feature_std.cpu().numpy())
+        with torch.inference_mode():
+            self.null_text = self.model.null_text_embedding(1)
+        self.null_modulation = NullModulation(lambda timesteps: self._modulation(timesteps, self.null_text))
 
     @classmethod
     def from_checkpoint(cls, path: Path, device: str | torch.device | None = None) -> "TorchBackend":
@@ -67,11 +73,9 @@ class TorchBackend(Backend):
                inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
         denoiser = self.model.denoiser
         batch = len(text_embeddings)
-        conditions = torch.cat([torch.from_numpy(text_embeddings).to(self.device), denoiser.null_text_embedding(batch)])
-        timesteps = torch.tensor(self.scheduler.timesteps(num_steps), device=self.device)
-        modulation = denoiser.modulation(denoiser.condition(
-            timesteps.repeat_interleave(len(conditions)), conditions.repeat(num_steps, 1),
-        )).unflatten(0, (num_steps, len(conditions)))
+        timesteps = np.array(self.scheduler.timesteps(num_steps), dtype=np.int64)
+        modulation = torch.cat([self._modulation(timesteps, torch.from_numpy(text_embeddings).to(self.device)),
+                                self.null_modulation(timesteps).expand(-1, batch, -1, -1)], dim=1)
 
         def denoise(latents, timestep, step_index):
             output = denoiser.forward_with_modulation(latents, modulation[step_index])
@@ -79,7 +83,7 @@ class TorchBackend(Backend):
                 progress(step_index, num_steps)
             return output
 
-        shape = (batch, denoiser.num_tokens, denoiser.latent_dim)
+        shape = (batch, denoiser.num_tokens, denoiser.width)
         known = {}
         if inpainting is not None:
             known = {"known_tokens": torch.from_numpy(inpainting.tokens).to(self.device),
@@ -87,6 +91,15 @@ class TorchBackend(Backend):
         latents = sample_latents(denoise, self.scheduler, shape, num_steps, guidance,
                                  NumpySeededTorchOps(ops, self.device), **known)
         return latents.float().cpu().numpy()
+
+    @torch.inference_mode()
+    def _modulation(self, timesteps: np.ndarray, conditions: torch.Tensor) -> torch.Tensor:
+        """The modulation of every (step, condition row) pair, [S, R, rows, W]."""
+        denoiser = self.model.denoiser
+        steps, rows = len(timesteps), len(conditions)
+        every_timestep = torch.from_numpy(timesteps).to(self.device).repeat_interleave(rows)
+        condition = denoiser.condition(every_timestep, conditions.repeat(steps, 1))
+        return denoiser.modulation(condition).unflatten(0, (steps, rows))
 
     @torch.inference_mode()
     def decode(self, latents: np.ndarray, frames: int) -> np.ndarray:
