@@ -1,6 +1,6 @@
 """Which backend runs a model: from what the path is and what this machine has.
 
-A training checkpoint (.safetensors) runs on torch. An exported model directory runs on
+A training checkpoint (.safetensors, or a released .ckpt) runs on torch. An exported model directory runs on
 TensorRT when TensorRT, a GPU and engines built for both are present, else on ONNX Runtime
 (its CUDA provider when it really starts). No path means the embedded demo model.
 """
@@ -65,7 +65,7 @@ def open_backend(path: str | os.PathLike | None, backend: str = "auto",
     if path.is_dir():
         return _open_model_directory(path, backend, device)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; pass a training checkpoint (.safetensors) or an exported model directory")
+        raise FileNotFoundError(f"{path} does not exist; pass a training checkpoint (.safetensors or a released .ckpt) or an exported model directory")
     if backend in ("onnxruntime", "tensorrt"):
         raise ModelFormatError(
             f"{path} is a training checkpoint and the {backend} backend runs exported models: run "

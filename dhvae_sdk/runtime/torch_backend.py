@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dhvae_sdk.checkpoint import Checkpoint, load_checkpoint
+from dhvae_sdk.manifest import ModelFormatError
 from dhvae_sdk.models import lengths_to_mask, scale_latents, unscale_latents
 from dhvae_sdk.motion import Normalizer
 from dhvae_sdk.runtime.base import Backend, Inpainting, NullModulation, ProgressFn, scheduler_of
@@ -59,7 +60,20 @@ class TorchBackend(Backend):
 
     @classmethod
     def from_checkpoint(cls, path: Path, device: str | torch.device | None = None) -> "TorchBackend":
-        return cls(load_checkpoint(path, device=device or default_device()))
+        """A dhvae-sdk checkpoint, or a released Lightning ``.ckpt`` converted on the fly."""
+        if Path(path).suffix == ".ckpt":
+            from dhvae_sdk.convert import read_official
+
+            checkpoint = read_official(path)
+            checkpoint.model.to(device or default_device())
+        else:
+            checkpoint = load_checkpoint(path, device=device or default_device())
+        if checkpoint.stage != "denoiser":
+            raise ModelFormatError(
+                f"{path} is a {checkpoint.stage!r}-stage checkpoint: its denoiser is untrained, so it cannot "
+                f"generate; pass the checkpoint the denoiser stage wrote (runs/.../denoiser/checkpoint.safetensors)"
+            )
+        return cls(checkpoint)
 
     def describe(self) -> str:
         return f"PyTorch {torch.__version__} on {self.device}"
