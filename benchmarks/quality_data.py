@@ -1,9 +1,10 @@
-"""The test set as the quality benchmark sees it: one random draw per replication, embedded.
+"""The test set as the quality benchmark sees it: random draws per replication, embedded.
 
-Each replication re-draws the test set the way InterGen's evaluation does: a fresh random
-crop (sequences longer than the dataset's maximum) and a fresh random sentence per sample,
-from a seed that depends only on the base seed and the replication, so every model of a run
-is scored on the same draws. Motions stay in raw (de-normalized) units, the evaluator's input.
+Each draw of the test set is made the way InterGen's evaluation makes one: a fresh random
+crop (sequences longer than the dataset's maximum), a fresh random sentence and, for
+InterHuman, fresh person-swap coins per sample, from a seed that depends only on the base
+seed, the replication and the draw's purpose, so every model of a run is scored on the same
+draws. Motions stay in raw (de-normalized) units, the evaluator's input.
 
 "Should touch" (the sequences Contact is scored over): for the procedural dataset the
 generator's own label in ``synthetic_meta.json``; for InterHuman and InterX the ground
@@ -48,14 +49,14 @@ def representation_of(dataset: str) -> Representation:
 
 
 def open_test_set(dataset: str, root: Path, split: str):
-    """The split without augmentation (no mirror, no person swap), in raw units."""
+    """The split as InterGen's test loader gives it (random person swap, no mirror), in raw units."""
     representation_of(dataset)
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} does not exist; pass --data-root DIR (for the procedural data, "
                                 f"generate it first: python -m training.data.synthetic --out {root} --n 2000 --seed 0)")
     if dataset == "interx":
         return InterXDataset(root, split=split, normalize=False)
-    return InterHumanDataset(root, split=split, normalize=False, mirror=False, swap_persons=False)
+    return InterHumanDataset(root, split=split, normalize=False, mirror=False, swap_persons=True)
 
 
 def read_synthetic_contacts(root: Path) -> dict[str, bool]:
