@@ -69,7 +69,7 @@ def physics_values(metrics: PhysicsMetrics | None) -> dict[str, float]:
     """PV, PFR, PDR and Contact (NaN when no sequence should touch); nothing without joints."""
     if metrics is None:
         return {}
-    return {"pv": metrics.pv, "pfr": metrics.pfr, "pdr": metrics.pdr,
+    return {"pv": metrics.pv, "pv_ml": metrics.pv_ml, "pfr": metrics.pfr, "pdr": metrics.pdr,
             "contact": math.nan if metrics.contact is None else metrics.contact}
 
 

@@ -76,7 +76,7 @@ def test_every_metric_of_both_rows_is_reported_and_finite(run):
     rows = record["rows"]
     assert list(rows) == [GROUND_TRUTH, "tiny"]
     truth_metrics = {"fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist", "diversity",
-                     "pv", "pfr", "pdr", "contact"}
+                     "pv", "pv_ml", "pfr", "pdr", "contact"}
     model_metrics = truth_metrics | {"mmodality", "rfid", "mpjpe", "feature_l1"}
     for label, expected in ((GROUND_TRUTH, truth_metrics), ("tiny", model_metrics)):
         assert set(rows[label]["summary"]) == expected
@@ -98,7 +98,7 @@ def test_values_obey_the_protocol(run):
             precision = [replication[f"r_precision_top{k}"] for k in (1, 2, 3)]
             assert 0.0 <= precision[0] <= precision[1] <= precision[2] <= 1.0
             assert 0.0 <= replication["pfr"] <= 1.0 and 0.0 <= replication["pdr"] <= replication["pfr"]
-            assert replication["pv"] >= 0.0
+            assert replication["pv"] >= 0.0 and replication["pv_ml"] == pytest.approx(8.0 * replication["pv"])
     assert model["summary"]["fid"]["mean"] > 1e-3  # an untrained model is not the ground truth
     assert model["summary"]["mpjpe"]["mean"] > 0.0
     settings = record["settings"]

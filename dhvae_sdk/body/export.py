@@ -48,13 +48,15 @@ class InteractionFit:
                      for person, fit in zip(PERSONS, self.persons))
 
 
-def fit_interaction(joints, fps: float, model_dir, betas=None, gender: str = "neutral",
+def fit_interaction(joints, fps: float, model: SmplxModel | str | os.PathLike, betas=None, gender: str = "neutral",
                     settings: FitSettings = FitSettings()) -> InteractionFit:
-    """Fit SMPL-X to both persons of joints [T, 2, 22, 3]; ``betas`` is shared, or one row per person."""
+    """Fit SMPL-X to both persons of joints [T, 2, 22, 3]; ``model`` is a loaded model or its
+    file / folder (then ``gender`` picks the file); ``betas`` is shared, or one row per person."""
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 4 or joints.shape[1] != 2:
         raise ValueError(f"a two-person motion has joints [T, 2, 22, 3], got shape {joints.shape}")
-    model = SmplxModel.load(model_dir, gender)
+    if not isinstance(model, SmplxModel):
+        model = SmplxModel.load(model, gender)
     per_person = [None, None] if betas is None else np.broadcast_to(np.asarray(betas, dtype=np.float64),
                                                                     (2, model.num_betas))
     fits = tuple(fit_smplx(joints[:, index], model, per_person[index], settings) for index in range(2))

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_rgb
@@ -17,33 +16,11 @@ from dhvae_sdk.visualize.camera import camera_for
 from dhvae_sdk.visualize.render import DEFAULT_COLORS, write_mp4
 
 from .export import InteractionFit
-from .smplx_model import SKELETON_JOINTS
+from .meshes import fitted_joints, mesh_vertices
 
 SIZE_PX = 512
 DPI = 100
 LIGHT = np.array([0.3, 0.8, -0.5]) / np.linalg.norm([0.3, 0.8, -0.5])
-FRAMES_PER_CHUNK = 16  # skinning holds [chunk, V, 3, 3] in memory
-
-
-def mesh_vertices(fit: InteractionFit) -> np.ndarray:
-    """Skinned vertices [T, 2, V, 3] of both fitted persons."""
-    persons = []
-    with torch.no_grad():
-        for person in fit.persons:
-            rotations, betas = person.rotations(), torch.as_tensor(person.betas)
-            transl = torch.as_tensor(person.transl)
-            persons.append(np.concatenate([
-                fit.model.vertices(rotations[start:start + FRAMES_PER_CHUNK], transl[start:start + FRAMES_PER_CHUNK],
-                                   betas).numpy()
-                for start in range(0, person.frames, FRAMES_PER_CHUNK)]))
-    return np.stack(persons, axis=1)
-
-
-def fitted_joints(fit: InteractionFit) -> np.ndarray:
-    """The fitted bodies' 22 skeleton joints [T, 2, 22, 3]."""
-    with torch.no_grad():
-        return np.stack([fit.model.joints(person.rotations()[:, :SKELETON_JOINTS], torch.as_tensor(person.transl),
-                                          torch.as_tensor(person.betas)).numpy() for person in fit.persons], axis=1)
 
 
 def render_mesh_mp4(fit: InteractionFit, path: str | os.PathLike, title: str | None = None) -> Path:
