@@ -92,7 +92,7 @@ def test_fit_recovers_the_joints_of_a_known_pose_within_5_mm(model):
 
 def test_given_betas_are_used_and_unobserved_rotations_stay_still(model):
     betas = np.linspace(-1.0, 1.0, 10)
-    joints, _ = known_motion(model, seed=1, betas=betas)
+    joints, _ = known_motion(model, seed=1, frames=6, betas=betas)
     assert fit_smplx(joints, model, betas=betas).max_error_mm < 5.0
     zero_betas = fit_smplx(joints, model)
     assert zero_betas.mean_error_mm > 1.0  # zero betas cannot reach the other body
@@ -110,8 +110,9 @@ def test_bad_joints_are_named(model):
 
 
 def test_interaction_to_smplx_writes_the_blender_addon_npz_and_a_mesh_video(model, model_dir, tmp_path):
-    joints = np.stack([known_motion(model, seed)[0] for seed in (4, 5)], axis=1)
-    interaction = Interaction(joints=joints, features=np.zeros((FRAMES, 2, 262)), latents=np.zeros((3, 4)),
+    frames = 6
+    joints = np.stack([known_motion(model, seed, frames)[0] for seed in (4, 5)], axis=1)
+    interaction = Interaction(joints=joints, features=np.zeros((frames, 2, 262)), latents=np.zeros((3, 4)),
                               text="two people wave", fps=30.0)
     video = tmp_path / "wave.mp4"
     fit = interaction.to_smplx(model_dir, tmp_path / "wave.smplx.npz", render=video)
@@ -120,8 +121,8 @@ def test_interaction_to_smplx_writes_the_blender_addon_npz_and_a_mesh_video(mode
         with np.load(tmp_path / f"wave_{person}.smplx.npz", allow_pickle=False) as data:
             # What the add-on's "Add Animation" reads.
             assert str(data["gender"]) == "neutral" and float(data["mocap_frame_rate"]) == 30.0
-            assert data["poses"].shape == (FRAMES, 165) and data["trans"].shape == (FRAMES, 3)
-            np.testing.assert_allclose(data["poses"][:, 3:66], expected.body_pose.reshape(FRAMES, -1))
+            assert data["poses"].shape == (frames, 165) and data["trans"].shape == (frames, 3)
+            np.testing.assert_allclose(data["poses"][:, 3:66], expected.body_pose.reshape(frames, -1))
             np.testing.assert_allclose(data["root_orient"], expected.global_orient)
             np.testing.assert_array_equal(data["poses"][:, 66:], 0.0)
     assert video.stat().st_size > 1000

@@ -33,6 +33,8 @@ class FitSettings:
     pose_prior: float = 1e-6   # weight of the squared distance of the body rotations from rest (6D)
     iterations: int = 600      # L-BFGS iterations at most
     tolerance: float = 1e-6    # stop when the loss (mm^2) changes less than this
+    round_iterations: int = 50  # stop after a round of this many iterations that gains less than
+    round_gain: float = 1e-3    # this fraction of the loss: the fit has settled (on joints it cannot match exactly)
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,7 @@ def fit_smplx(joints, model: SmplxModel, betas=None, settings: FitSettings = Fit
         # In mm^2, so that the tolerance reads in a unit that means something.
         return 1e6 * (data + settings.smoothness * change + settings.pose_prior * prior), fitted
 
-    optimizer = torch.optim.LBFGS(parameters, lr=1.0, max_iter=settings.iterations, history_size=50,
+    optimizer = torch.optim.LBFGS(parameters, lr=1.0, max_iter=settings.round_iterations, history_size=50,
                                   tolerance_change=settings.tolerance, tolerance_grad=1e-10,
                                   line_search_fn="strong_wolfe")
 
@@ -106,7 +108,12 @@ def fit_smplx(joints, model: SmplxModel, betas=None, settings: FitSettings = Fit
         loss.backward()
         return loss
 
-    optimizer.step(closure)
+    previous = float("inf")
+    for _ in range(-(-settings.iterations // settings.round_iterations)):
+        loss = float(optimizer.step(closure).detach())  # the loss at the start of the round; L-BFGS keeps its history
+        if previous - loss <= settings.round_gain * loss:
+            break
+        previous = loss
     with torch.no_grad():
         _, fitted = loss_of(*parameters)
         rotations = sixd_to_matrix(torch.cat([orient[:, None], pose], dim=1)).numpy()
