@@ -170,6 +170,9 @@ def open_inputs(args: argparse.Namespace) -> Inputs:
     check_sample_counts(len(test_set), args)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.dataset == "interx":
+        if not test_set.sentence_tokens:
+            raise ValueError(f"{args.data_root} has no word/POS tokens: Inter-X's evaluator reads the sentences of "
+                             f"texts_processed/NAME.txt (\"sentence#word/POS ...#0.0#0.0\") of the InterX release")
         evaluator = LoadedEvaluator(load_interx_evaluator(args.evaluator), "interx", str(args.evaluator))
         embedder = InterXEmbedder(evaluator.model, WordVectors.load(args.word_vectors), test_set.sentence_tokens,
                                   args.generation_batch, device)
