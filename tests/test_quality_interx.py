@@ -5,10 +5,14 @@ import pytest
 import torch
 
 from benchmarks import quality
+from benchmarks.quality_data import representation_of
+from dhvae_sdk.body import SmplxModel
 from dhvae_sdk.checkpoint import save_checkpoint
 from dhvae_sdk.models import build_model, get_preset
-from dhvae_sdk.motion import interx
+from dhvae_sdk.motion import features_to_joints, interx
+from dhvae_sdk.motion.interhuman import interaction_features
 from dhvae_sdk.motion.normalization import interx_normalizer
+from tests.fk_motions import fk_pair_raw
 from tests.smplx_fixture import write_smplx_model
 from tests.test_interx import random_params, write_person
 from tests.test_interx_evaluator import INTERX_SHAPES, write_word_vectors
@@ -79,3 +83,15 @@ def test_interx_needs_the_word_vectors(files, capsys):
         quality.main([argument for argument in arguments(files) if argument not in ("--word-vectors",
                                                                                    str(files / "glove"))])
     assert "--word-vectors" in capsys.readouterr().err
+
+
+def test_interhuman_meshes_are_smplx_fitted_to_the_joints(files):
+    model = SmplxModel.load(files / "smplx")
+    representation = representation_of("synthetic", model)
+    raw1, raw2, _ = fk_pair_raw(5, seed=0)
+    features = interaction_features(raw1, raw2)
+    vertices = representation.to_meshes(features)
+    assert vertices.shape == (4, 2, 220, 3) and representation.faces is model.faces
+    # The fitted bodies stand where the joints are: each person's mesh centre near its own pelvis.
+    pelvis = features_to_joints(features)[:, :, 0]
+    assert np.linalg.norm(vertices.mean(axis=2) - pelvis, axis=-1).max() < 0.5
