@@ -2,6 +2,7 @@
 
   python benchmarks/quality.py --model [LABEL=]CKPT_OR_DIR [--model ...] \
       --dataset {interhuman,interx,synthetic} --data-root DIR --evaluator EVAL_CKPT \
+      [--word-vectors GLOVE_DIR (InterX)] [--body-model SMPLX_DIR] \
       [--json PATH] [--replications 20] [--split test] [--guidance S] [--steps 50] \
       [--sweep-guidance 0,1,2,3.5,5] [--plot PATH] [--backend torch]
 
@@ -9,10 +10,13 @@ By the InterGen protocol (shared/reference/interhuman-interx-protocol.md): FID, 
 top 1/2/3 and MM-Dist over shuffled drop-last batches of 96, Diversity over 300 pairs,
 MModality over 100 texts x 30 generations, each replication on a fresh draw of the test set
 and fresh generations (DDIM, 50 steps, guidance 3.5, or 3.0 for InterX, at the ground
-truth's lengths), mean and 95% interval over 20 replications. Per model also the VAE's
-rFID, MPJPE (m) and L1 on normalized features, and PV, PFR, PDR, Contact of the generations
-(capsule bodies, 2 cm voxels). Every departure from the protocol asked for on the command
-line is listed under "deviations" in the JSON.
+truth's lengths), mean and 95% interval over 20 replications. InterX is scored by
+InterMask's protocol with Inter-X's own evaluator (its ``finest.tar`` as --evaluator, its
+``glove/`` folder as --word-vectors): batches of 32, unscaled embeddings. Per model also the
+VAE's rFID, MPJPE (m) and L1 on normalized features, and PV (voxels and ml), PFR, PDR,
+Contact of the generations (2 cm voxels; capsule bodies, or SMPL-X meshes with
+--body-model). Every departure from the protocol asked for on the command line is listed
+under "deviations" in the JSON.
 """
 from __future__ import annotations
 
@@ -31,16 +35,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from dhvae_sdk.body.smplx_model import SmplxModel
 from dhvae_sdk.evaluation.evaluator_checkpoint import LoadedEvaluator, load_evaluator
-from dhvae_sdk.evaluation.protocol import ProtocolConfig, summarize
+from dhvae_sdk.evaluation.interx_evaluator import InterXEmbedder, load_interx_evaluator
+from dhvae_sdk.evaluation.protocol import ProtocolConfig, protocol_for, summarize
+from dhvae_sdk.evaluation.word_vectors import WordVectors
 from dhvae_sdk.manifest import ModelFormatError
 from dhvae_sdk.models import DATASETS
 from dhvae_sdk.physics import PhysicsConfig
 from dhvae_sdk.runtime import BACKENDS, BackendUnavailableError
 from training.data.base import InteractionDataset
 
-from benchmarks.quality_data import (CONTACT_SOURCES, Embedder, open_test_set, read_synthetic_contacts,
-                                     representation_of)
+from benchmarks.quality_data import (CONTACT_SOURCES, Embedder, Representation, open_test_set,
+                                     read_synthetic_contacts, representation_of)
 from benchmarks.quality_eval import PURPOSES, RunSettings, measure_model, prepare_reference
 from benchmarks.quality_models import ModelUnderTest, parse_model_argument
 from benchmarks.quality_report import GROUND_TRUTH, markdown_table, plot_guidance_sweep, write_json, write_text
@@ -56,7 +63,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     parser.add_argument("--data-root", required=True, type=Path)
     parser.add_argument("--evaluator", required=True, type=Path,
-                        help="InterGen's interclip.ckpt or RUN/evaluator.ckpt of `training.main evaluator`")
+                        help="InterGen's interclip.ckpt or RUN/evaluator.ckpt of `training.main evaluator`; "
+                             "for InterX Inter-X's text_mot_match/model/finest.tar")
+    parser.add_argument("--word-vectors", type=Path, help="InterX: the glove/ folder (hhi_vab_*) of the release")
+    parser.add_argument("--body-model", type=Path,
+                        help="SMPL-X model file or folder: physics on SMPL-X meshes (and InterX joints)")
     parser.add_argument("--json", type=Path, default=Path("quality.json"),
                         help="results; the Markdown table goes next to it (.md)")
     parser.add_argument("--split", default="test")
@@ -71,11 +82,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="base of every random stream")
     parser.add_argument("--generation-batch", type=int, default=64, help="texts per sampling call")
     quick = parser.add_argument_group("protocol overrides for quick runs (recorded as deviations)")
-    quick.add_argument("--batch-size", type=int, default=PROTOCOL.batch_size, help="R-Precision batch")
+    quick.add_argument("--batch-size", type=int, help="R-Precision batch (default: 96, InterX 32)")
     quick.add_argument("--mmodality-texts", type=int, default=PROTOCOL.mm_texts)
     quick.add_argument("--mmodality-repeats", type=int, default=PROTOCOL.mm_generations)
     quick.add_argument("--diversity-pairs", type=int, default=PROTOCOL.diversity_pairs)
     args = parser.parse_args(argv)
+    if args.batch_size is None:
+        args.batch_size = protocol_for(args.dataset).batch_size
+    if args.dataset == "interx" and args.word_vectors is None:
+        parser.error("--dataset interx needs --word-vectors GLOVE_DIR (the hhi_vab_* files Inter-X's evaluator reads)")
     for flag in ("replications", "steps", "generation_batch", "batch_size", "mmodality_texts", "diversity_pairs"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
@@ -115,7 +130,7 @@ def check_sample_counts(samples: int, args: argparse.Namespace) -> None:
 
 
 def deviations(args: argparse.Namespace, protocol_guidance: float) -> list[str]:
-    chosen = {"R-Precision batch": (args.batch_size, PROTOCOL.batch_size),
+    chosen = {"R-Precision batch": (args.batch_size, protocol_for(args.dataset).batch_size),
               "replications": (args.replications, PROTOCOL.replications),
               "MModality texts": (args.mmodality_texts, PROTOCOL.mm_texts),
               "MModality generations per text": (args.mmodality_repeats, PROTOCOL.mm_generations),
@@ -143,18 +158,30 @@ class Inputs:
     models: list[ModelUnderTest]
     contacts: dict[str, bool] | None
     settings: RunSettings
-    embedder: Embedder
+    embedder: Embedder | InterXEmbedder
+    representation: Representation
 
 
 def open_inputs(args: argparse.Namespace) -> Inputs:
     """Everything the run needs, checked before the long work starts."""
-    representation = representation_of(args.dataset)
+    body_model = None if args.body_model is None else SmplxModel.load(args.body_model)
+    representation = representation_of(args.dataset, body_model)
     test_set = open_test_set(args.dataset, args.data_root, args.split)
     check_sample_counts(len(test_set), args)
-    evaluator = load_evaluator(args.evaluator)
-    if evaluator.model.config.person_features != representation.feature_dim:
-        raise ValueError(f"{args.evaluator} reads {evaluator.model.config.person_features}-number features and the "
-                         f"{args.dataset} data has {representation.feature_dim}; use an evaluator trained on it")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.dataset == "interx":
+        if not test_set.sentence_tokens:
+            raise ValueError(f"{args.data_root} has no word/POS tokens: Inter-X's evaluator reads the sentences of "
+                             f"texts_processed/NAME.txt (\"sentence#word/POS ...#0.0#0.0\") of the InterX release")
+        evaluator = LoadedEvaluator(load_interx_evaluator(args.evaluator), "interx", str(args.evaluator))
+        embedder = InterXEmbedder(evaluator.model, WordVectors.load(args.word_vectors), test_set.sentence_tokens,
+                                  args.generation_batch, device)
+    else:
+        evaluator = load_evaluator(args.evaluator)
+        if evaluator.model.config.person_features != representation.feature_dim:
+            raise ValueError(f"{args.evaluator} reads {evaluator.model.config.person_features}-number features and "
+                             f"the {args.dataset} data has {representation.feature_dim}; use an evaluator trained on it")
+        embedder = Embedder(evaluator.model, args.generation_batch, device)
     labels = [parse_model_argument(argument) for argument in args.model]
     names = [label for label, _ in labels]
     duplicates = sorted({label for label in names if names.count(label) > 1})
@@ -168,20 +195,19 @@ def open_inputs(args: argparse.Namespace) -> Inputs:
             raise ValueError(f"--steps {args.steps} is more than model {model.path} can run ({limit:g} on the "
                              f"{model.backend.name} backend)")
     contacts = read_synthetic_contacts(args.data_root) if args.dataset == "synthetic" else None
-    protocol = dataclasses.replace(PROTOCOL, batch_size=args.batch_size, replications=args.replications,
+    protocol = dataclasses.replace(protocol_for(args.dataset), batch_size=args.batch_size,
+                                   replications=args.replications,
                                    mm_texts=args.mmodality_texts, mm_generations=args.mmodality_repeats,
                                    diversity_pairs=args.diversity_pairs)
     settings = RunSettings(args.dataset, args.guidance, args.steps, args.seed, protocol, PhysicsConfig(),
                            tuple(args.sweep_guidance))
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    embedder = Embedder(evaluator.model, args.generation_batch, device)
-    return Inputs(test_set, evaluator, models, contacts, settings, embedder)
+    return Inputs(test_set, evaluator, models, contacts, settings, embedder, representation)
 
 
 def measure(inputs: Inputs) -> tuple[dict, str | None]:
     """{row label: {"replications", "summary", ...}} and the physics body model used."""
     settings = inputs.settings
-    representation = representation_of(settings.dataset)
+    representation = inputs.representation
     embedder = inputs.embedder
     rows = {GROUND_TRUTH: {"replications": [], "seconds": 0.0}}
     rows.update({model.label: {"model": model.describe(), "replications": [], "seconds": 0.0}

@@ -1,9 +1,10 @@
-"""The test set as the quality benchmark sees it: one random draw per replication, embedded.
+"""The test set as the quality benchmark sees it: random draws per replication, embedded.
 
-Each replication re-draws the test set the way InterGen's evaluation does: a fresh random
-crop (sequences longer than the dataset's maximum) and a fresh random sentence per sample,
-from a seed that depends only on the base seed and the replication, so every model of a run
-is scored on the same draws. Motions stay in raw (de-normalized) units, the evaluator's input.
+Each draw of the test set is made the way InterGen's evaluation makes one: a fresh random
+crop (sequences longer than the dataset's maximum), a fresh random sentence and, for
+InterHuman, fresh person-swap coins per sample, from a seed that depends only on the base
+seed, the replication and the draw's purpose, so every model of a run is scored on the same
+draws. Motions stay in raw (de-normalized) units, the evaluator's input.
 
 "Should touch" (the sequences Contact is scored over): for the procedural dataset the
 generator's own label in ``synthetic_meta.json``; for InterHuman and InterX the ground
@@ -23,14 +24,19 @@ from tqdm import tqdm
 from dhvae_sdk.models import DATASETS
 from dhvae_sdk.models.evaluator import InterCLIP, tokenize
 from dhvae_sdk.motion import features_to_joints
-from dhvae_sdk.physics import PhysicsConfig, PhysicsMetrics, contact_test, physics_metrics
+from dhvae_sdk.body.export import fit_interaction
+from dhvae_sdk.body.meshes import mesh_vertices, params_joints, params_vertices
+from dhvae_sdk.body.smplx_model import SmplxModel
+from dhvae_sdk.motion.interx import params_from_features
+from dhvae_sdk.physics import PhysicsConfig, PhysicsMetrics, contact_test, mesh_sequence_metrics, physics_metrics
 from training.data import InterHumanDataset, InterXDataset
 
 SYNTHETIC_META = "synthetic_meta.json"
 CONTACT_SOURCES = {
     "synthetic": f"{SYNTHETIC_META} (the procedural generator's contact label)",
     "interhuman": "the ground truth's own contact test (capsule bodies dilated by one voxel meet in some frame)",
-    "interx": "not available (InterX joints need the SMPL-X body model)",
+    "interx": "with --body-model the ground truth's own contact test on its SMPL-X joints (as for InterHuman); "
+              "otherwise not available (InterX joints need the SMPL-X body model)",
 }
 
 
@@ -38,24 +44,47 @@ CONTACT_SOURCES = {
 class Representation:
     feature_dim: int
     to_joints: Callable[[np.ndarray], np.ndarray] | None  # raw features [..., D] -> joints [..., 22, 3]
+    # With SMPL-X model files: one motion's raw features [T, 2, D] -> mesh vertices [T, 2, V, 3].
+    to_meshes: Callable[[np.ndarray], np.ndarray] | None = None
+    faces: np.ndarray | None = None
 
 
-def representation_of(dataset: str) -> Representation:
+def representation_of(dataset: str, body_model: SmplxModel | None = None) -> Representation:
+    """Without ``body_model``: InterX features are SMPL-X rotations whose joints (MPJPE,
+    physics) need the body model, so they have none; the others have capsule bodies. With it:
+    SMPL-X meshes for physics, fitted to the joints (InterHuman, procedural) or posed by the
+    parameters themselves (InterX)."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    # InterX features are SMPL-X rotations: joints (MPJPE, physics) would need the body model.
-    return Representation(DATASETS[dataset].feature_dim, None if dataset == "interx" else features_to_joints)
+    feature_dim = DATASETS[dataset].feature_dim
+    if body_model is None:
+        return Representation(feature_dim, None if dataset == "interx" else features_to_joints)
+    if dataset == "interx":
+        return Representation(feature_dim, lambda features: params_joints(padded_params(features), body_model),
+                              lambda motion: params_vertices(params_from_features(motion), body_model),
+                              body_model.faces)
+    fps = DATASETS[dataset].fps
+    return Representation(feature_dim, features_to_joints,
+                          lambda motion: mesh_vertices(fit_interaction(features_to_joints(motion), fps, body_model)),
+                          body_model.faces)
+
+
+def padded_params(features: np.ndarray) -> np.ndarray:
+    """InterX parameters of features that may hold zero-padded frames: those have no rotation
+    (NaN from a zero 6D); they are masked out later, so the rest pose keeps them finite."""
+    with np.errstate(invalid="ignore"):
+        return np.nan_to_num(params_from_features(features))
 
 
 def open_test_set(dataset: str, root: Path, split: str):
-    """The split without augmentation (no mirror, no person swap), in raw units."""
+    """The split as InterGen's test loader gives it (random person swap, no mirror), in raw units."""
     representation_of(dataset)
     if not root.is_dir():
         raise FileNotFoundError(f"data root {root} does not exist; pass --data-root DIR (for the procedural data, "
                                 f"generate it first: python -m training.data.synthetic --out {root} --n 2000 --seed 0)")
     if dataset == "interx":
         return InterXDataset(root, split=split, normalize=False)
-    return InterHumanDataset(root, split=split, normalize=False, mirror=False, swap_persons=False)
+    return InterHumanDataset(root, split=split, normalize=False, mirror=False, swap_persons=True)
 
 
 def read_synthetic_contacts(root: Path) -> dict[str, bool]:
@@ -144,6 +173,9 @@ def joints_of(motions: list[np.ndarray], representation: Representation) -> tupl
 
 def physics_of(motions: list[np.ndarray], representation: Representation, should_touch: np.ndarray | None,
                config: PhysicsConfig) -> PhysicsMetrics | None:
+    if representation.to_meshes is not None:
+        return mesh_sequence_metrics((representation.to_meshes(motion) for motion in motions), representation.faces,
+                                     should_touch, config)
     if representation.to_joints is None:
         return None
     joints, lengths = joints_of(motions, representation)

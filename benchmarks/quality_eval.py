@@ -2,8 +2,13 @@
 
 Every random choice comes from its own stream, derived from (base seed, replication,
 purpose): the test-set draw, the metric shuffles, the texts picked for MModality, the
-generation noise and the MModality noise. Models of one run therefore see the same draws,
-shuffles and noise, and a guidance sweep differs from the main run only in the guidance.
+generation noise, the MModality noise and a second, independent test-set draw. Models of one
+run therefore see the same draws, shuffles and noise, and a guidance sweep differs from the
+main run only in the guidance.
+
+FID's reference is that second draw, as in InterGen's ``tools/eval.py``, whose FID iterates
+the ground-truth loader once more (fresh crops, sentences and person swaps): the ground-truth
+row's FID compares two independent draws, not one draw with itself (which would be 0).
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from benchmarks.quality_data import (Draw, Embedder, Representation, batches, dr
                                      should_touch)
 from benchmarks.quality_models import ModelUnderTest
 
-PURPOSES = ("data", "metrics", "mmodality_texts", "generation", "mmodality_generation")
+PURPOSES = ("data", "metrics", "mmodality_texts", "generation", "mmodality_generation", "fid_reference")
 SWEEP_METRICS = ("fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist", "diversity")
 
 
@@ -55,6 +60,7 @@ class Reference:
     draw: Draw
     text_embeddings: np.ndarray
     motion_embeddings: np.ndarray
+    fid_reference_embeddings: np.ndarray  # motions of the second, independent draw
     should_touch: np.ndarray | None
     mmodality_rows: np.ndarray  # the samples whose sentence is generated mm_generations times
 
@@ -63,7 +69,7 @@ def physics_values(metrics: PhysicsMetrics | None) -> dict[str, float]:
     """PV, PFR, PDR and Contact (NaN when no sequence should touch); nothing without joints."""
     if metrics is None:
         return {}
-    return {"pv": metrics.pv, "pfr": metrics.pfr, "pdr": metrics.pdr,
+    return {"pv": metrics.pv, "pv_ml": metrics.pv_ml, "pfr": metrics.pfr, "pdr": metrics.pdr,
             "contact": math.nan if metrics.contact is None else metrics.contact}
 
 
@@ -71,17 +77,18 @@ def prepare_reference(dataset: InteractionDataset, replication: int, settings: R
                       representation: Representation, synthetic_contacts: dict[str, bool] | None,
                       ) -> tuple[Reference, dict[str, float], PhysicsMetrics | None]:
     """The replication's draw, its embeddings, and the ground-truth row's metrics."""
-    data_seed = int(stream(settings.seed, replication, "data").generate_state(1)[0])
-    draw = draw_test_set(dataset, data_seed, f"replication {replication + 1}: ground truth")
+    draw, fid_draw = (draw_test_set(dataset, int(stream(settings.seed, replication, purpose).generate_state(1)[0]),
+                                    f"replication {replication + 1}: ground truth ({purpose})")
+                      for purpose in ("data", "fid_reference"))
     touching = should_touch(draw, settings.dataset, representation, synthetic_contacts, settings.physics)
     picker = derived_rng(settings.seed, replication, "mmodality_texts")
     reference = Reference(
         replication=replication, draw=draw, text_embeddings=embedder.texts(draw.texts),
-        motion_embeddings=embedder.motions(draw.motions), should_touch=touching,
-        mmodality_rows=picker.choice(len(draw), settings.protocol.mm_texts, replace=False))
+        motion_embeddings=embedder.motions(draw.motions), fid_reference_embeddings=embedder.motions(fid_draw.motions),
+        should_touch=touching, mmodality_rows=picker.choice(len(draw), settings.protocol.mm_texts, replace=False))
     metrics = replication_metrics(reference.text_embeddings, reference.motion_embeddings,
-                                  reference.motion_embeddings, derived_rng(settings.seed, replication, "metrics"),
-                                  settings.protocol)
+                                  reference.fid_reference_embeddings,
+                                  derived_rng(settings.seed, replication, "metrics"), settings.protocol)
     physics = physics_of(draw.motions, representation, touching, settings.physics)
     return reference, {**metrics, **physics_values(physics)}, physics
 
@@ -100,8 +107,9 @@ def generated_quality(model: ModelUnderTest, reference: Reference, settings: Run
         mm_motions = _generate(model, [draw.texts[i] for i in rows], draw.lengths[rows], guidance, settings.steps,
                                derived_rng(seed, replication, "mmodality_generation"), f"{model.label}: MModality")
         mm_embeddings = embedder.motions(mm_motions).reshape(protocol.mm_texts, protocol.mm_generations, -1)
-    metrics = replication_metrics(reference.text_embeddings, embedder.motions(motions), reference.motion_embeddings,
-                                  derived_rng(seed, replication, "metrics"), protocol, mm_embeddings)
+    metrics = replication_metrics(reference.text_embeddings, embedder.motions(motions),
+                                  reference.fid_reference_embeddings, derived_rng(seed, replication, "metrics"),
+                                  protocol, mm_embeddings)
     return metrics, motions
 
 

@@ -18,6 +18,8 @@ import numpy as np
 from dhvae_sdk.atomic_file import atomic_output
 
 GROUND_TRUTH = "Ground truth"
+PV_NOTE = ("PV (voxels): overlapping 2 cm voxels of the two bodies per frame, averaged over all frames (the paper's "
+           "Table 8 definition); PV (ml): the same overlap as a volume, 8 ml per voxel (the unit of the paper's code).")
 # (key, header); the arrow says which direction is better ("->" : closer to the ground truth).
 COLUMNS = (
     ("fid", "FID ↓"),
@@ -30,7 +32,8 @@ COLUMNS = (
     ("rfid", "rFID ↓"),
     ("mpjpe", "MPJPE (m) ↓"),
     ("feature_l1", "L1 ↓"),
-    ("pv", "PV ↓"),
+    ("pv", "PV (voxels) ↓"),
+    ("pv_ml", "PV (ml) ↓"),
     ("pfr", "PFR ↓"),
     ("pdr", "PDR ↓"),
     ("contact", "Contact ↑"),
@@ -53,6 +56,7 @@ def markdown_table(summaries: dict[str, dict[str, dict[str, float]]], deviations
              "|---|" + "---|" * len(COLUMNS)]
     for label, summary in summaries.items():
         lines.append(f"| {label} | " + " | ".join(format_cell(summary.get(key)) for key, _ in COLUMNS) + " |")
+    lines += ["", PV_NOTE]
     if deviations:
         lines += ["", "Protocol deviations:", *(f"- {line}" for line in deviations)]
     return "\n".join(lines) + "\n"

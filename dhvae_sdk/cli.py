@@ -5,7 +5,8 @@
     dhvae info MODEL_DIR
 
 The output's suffix picks the format: .mp4 / .gif (video), .bvh (one file per person), .npz
-(joints, features, text, fps). With several motions, "_<index>" goes before the suffix.
+(joints, features, text, fps), .smplx.npz (SMPL-X fits for the Blender add-on, one file per
+person, and a mesh mp4; needs --body-model). With several motions, "_<index>" goes before the suffix.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 OUTPUT_SUFFIXES = (".mp4", ".gif", ".bvh", ".npz")
+SMPLX_SUFFIX = ".smplx.npz"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, help="random seed (same seed, same motion)")
     generate.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     generate.add_argument("--steps", type=int, help="DDIM steps (default: the model's)")
+    generate.add_argument("--body-model", type=Path, help="SMPL-X model file or folder (for .smplx.npz output)")
     generate.set_defaults(run=_generate)
 
     info = commands.add_parser("info", help="describe a model directory or checkpoint")
@@ -55,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _generate(args) -> int:
-    suffix = args.output.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
+    suffix = SMPLX_SUFFIX if args.output.name.lower().endswith(SMPLX_SUFFIX) else args.output.suffix.lower()
+    if suffix == SMPLX_SUFFIX and args.body_model is None:
+        raise ValueError(f"{args.output}: SMPL-X output needs the model files: pass --body-model SMPLX_DIR_OR_FILE")
+    if suffix not in OUTPUT_SUFFIXES + (SMPLX_SUFFIX,):
         raise ValueError(f"{args.output}: the output must end in one of {', '.join(OUTPUT_SUFFIXES)}")
     if not args.output.parent.is_dir():
         raise FileNotFoundError(f"{args.output}: folder {args.output.parent} does not exist; create it first")
@@ -84,13 +89,19 @@ def _generate(args) -> int:
         for bar in bars:
             bar.close()
     for index, motion in enumerate(motions):
-        path = args.output if len(motions) == 1 else args.output.with_name(f"{args.output.stem}_{index}{suffix}")
-        written = _save(motion, path, suffix)
+        stem = args.output.name[: -len(suffix)]
+        path = args.output if len(motions) == 1 else args.output.with_name(f"{stem}_{index}{suffix}")
+        written = _save(motion, path, suffix, args.body_model)
         print(f"{' + '.join(str(p) for p in written)}: {motion.text!r}, {motion.seconds:.1f} s")
     return 0
 
 
-def _save(motion, path: Path, suffix: str) -> list[Path]:
+def _save(motion, path: Path, suffix: str, body_model: Path | None) -> list[Path]:
+    if suffix == SMPLX_SUFFIX:
+        render = path.with_name(path.name[: -len(SMPLX_SUFFIX)] + ".smplx.mp4")
+        fit = motion.to_smplx(body_model, render=render)
+        print(f"SMPL-X fit: mean joint error {fit.mean_error_mm:.1f} mm in {fit.seconds:.1f} s", file=sys.stderr)
+        return [*fit.save(path), render]
     if suffix == ".bvh":
         return list(motion.save_bvh(path))
     if suffix == ".npz":

@@ -71,6 +71,22 @@ class Interaction:
         return tuple(save_bvh(self.joints[:, index], template.format(person=person), fps=self.fps)
                      for index, person in enumerate("ab"))
 
+    def to_smplx(self, model_dir: str | os.PathLike, path: str | os.PathLike | None = None, betas=None,
+                 render: str | os.PathLike | None = None):
+        """SMPL-X parameters fitted to both persons (``dhvae_sdk.body.fit_interaction``; the
+        model files are the user's). ``path`` (``out.smplx.npz``) writes one Blender add-on
+        .npz per person, ``render`` an mp4 of the meshes. Returns the ``InteractionFit``."""
+        from dhvae_sdk.body.export import fit_interaction  # torch fitting loads only when asked
+
+        fit = fit_interaction(self.joints, self.fps, model_dir, betas)
+        if path is not None:
+            fit.save(path)
+        if render is not None:
+            from dhvae_sdk.body.render import render_mesh_mp4
+
+            render_mesh_mp4(fit, render, self.text)
+        return fit
+
     def render_mp4(self, path: str | os.PathLike) -> Path:
         return self._render(path, ".mp4")
 

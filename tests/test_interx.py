@@ -192,13 +192,29 @@ def test_dataset_items(interx_root):
     items = [dataset[i] for i in range(len(dataset))]
     batch = collate_interactions(items)
     assert batch["motion"].shape == (2, 40, 2, 336) and batch["motion"].dtype == torch.float32
-    assert batch["lengths"].tolist() == [30, 40]
+    assert batch["lengths"][0] in (24, 28) and batch["lengths"][1] == 40  # 60 frames: cut to max_len
     assert batch["texts"][0] in ("two people shake hands 0.", "they hug")
-    short = items[0]
-    pair = interx.read_pair(interx_root / "motions" / short["name"])
-    restored = interx_normalizer().denormalize(short["motion"][:30].double().numpy())
-    np.testing.assert_allclose(restored, interx.interaction_features(pair), atol=2e-5)
-    assert torch.all(short["motion"][30:] == 0) and short["mask"].sum() == 30
+    assert dataset.sentence_tokens["two people shake hands 0."] == ["two/NUM", "people/NOUN"]
+    assert "they hug" not in dataset.sentence_tokens  # a line without tokens
+
+
+def test_crop_is_intermasks(interx_root):
+    """Length rounded down to a multiple of 4 (one more unit dropped one time in three), a
+    window anywhere, features of that window (velocity zero at its last frame), then max_len."""
+    dataset = InterXDataset(interx_root, "train", max_len=40, seed=1)
+    pair = interx.read_pair(interx_root / "motions" / "G001T000A000R000")  # 30 frames
+    index = next(i for i in range(len(dataset)) if dataset[i]["name"] == "G001T000A000R000")
+    seen = set()
+    for _ in range(150):
+        item = dataset[index]
+        length = item["length"]
+        restored = interx_normalizer().denormalize(item["motion"][:length].double().numpy())
+        starts = [start for start in range(30 - length + 1)
+                  if np.allclose(restored, interx.interaction_features(pair[start:start + length]), atol=2e-5)]
+        assert len(starts) == 1 and torch.all(item["motion"][length:] == 0)
+        seen.add((length, starts[0]))
+    assert {length for length, _ in seen} == {24, 28}
+    assert {start for length, start in seen if length == 24} == set(range(7))  # every start, the last included
 
 
 @pytest.fixture

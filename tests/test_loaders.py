@@ -39,13 +39,13 @@ def denormalized(item):
 def test_split_ignore_and_length_filter(root):
     train = InterHumanDataset(root, "train", max_len=32, seed=0)
     assert sorted(train[i]["name"] for i in range(len(train))) == ["long", "s0", "s1", "s4"]
-    assert len(InterHumanDataset(root, "train", min_len=20, max_len=32)) == 3  # s4 has 15 feature frames
+    assert len(InterHumanDataset(root, "train", min_raw_frames=17, max_len=32)) == 3  # s4 has 16 raw frames
     assert len(InterHumanDataset(root, "val")) == 2
 
 
 def test_val_item_is_the_normalized_pair_padded_with_a_mask(root):
-    dataset = InterHumanDataset(root, "val", max_len=48)
-    assert not dataset.mirror and not dataset.swap_persons
+    dataset = InterHumanDataset(root, "val", max_len=48, swap_persons=False)
+    assert not dataset.mirror
     item = next(dataset[i] for i in range(len(dataset)) if dataset[i]["name"] == "s0")
     assert item["motion"].shape == (48, 2, 262) and item["motion"].dtype == torch.float32
     assert item["length"] == 39
@@ -56,15 +56,16 @@ def test_val_item_is_the_normalized_pair_padded_with_a_mask(root):
     assert item["text"] in sentences[:2]
 
 
-def test_long_motion_gets_a_random_window_of_max_len(root):
+def test_long_motion_gets_a_random_window_of_max_len_raw_frames(root):
     dataset = InterHumanDataset(root, "train", max_len=32, mirror=False, swap_persons=False, seed=3)
     index = next(i for i in range(len(dataset)) if dataset[i]["name"] == "long")
     raw1, raw2 = raw_pair(root, "long")
-    windows = {start: interaction_features(raw1[start : start + 33], raw2[start : start + 33]) for start in range(63)}
+    # InterGen: 32 raw frames (31 feature frames) from a start in 0 .. 95 - 32 - 1.
+    windows = {start: interaction_features(raw1[start : start + 32], raw2[start : start + 32]) for start in range(63)}
     starts = set()
     for _ in range(8):
         item = dataset[index]
-        assert item["length"] == 32 and item["mask"].all()
+        assert item["length"] == 31 and item["mask"].sum() == 31
         features = denormalized(item)
         matches = [start for start, window in windows.items() if np.allclose(features, window, atol=2e-5)]
         assert len(matches) == 1
@@ -73,8 +74,8 @@ def test_long_motion_gets_a_random_window_of_max_len(root):
 
 
 def test_mirror_augmentation_mirrors_motion_and_text_together(root):
-    plain = InterHumanDataset(root, "val", mirror=False)
-    mirrored = InterHumanDataset(root, "val", mirror=True, seed=5)
+    plain = InterHumanDataset(root, "val", mirror=False, swap_persons=False)
+    mirrored = InterHumanDataset(root, "val", mirror=True, swap_persons=False, seed=5)
     reference = denormalized(plain[0])
     sentences = (root / "annots" / f"{plain[0]['name']}.txt").read_text().splitlines()[:2]
     seen = set()
@@ -103,6 +104,38 @@ def test_person_swap_changes_order_and_reference_person(root):
         features = denormalized(dataset[0])
         seen.update(name for name, variant in variants.items() if np.allclose(features, variant, atol=2e-5))
     assert seen == set(variants)
+
+
+def test_crop_never_starts_at_the_last_frame_as_in_intergen(tmp_path):
+    root = write_interhuman(tmp_path, {"a": 34, "b": 32}, {"test": ["a", "b"]})
+    dataset = InterHumanDataset(root, "test", max_len=32, swap_persons=False, seed=0)
+    index = {dataset[i]["name"]: i for i in range(len(dataset))}
+    raw1, raw2 = raw_pair(root, "a")
+    windows = [interaction_features(raw1[start : start + 32], raw2[start : start + 32]) for start in range(3)]
+    starts = set()
+    for _ in range(40):
+        features = denormalized(dataset[index["a"]])
+        starts.update(s for s, window in enumerate(windows) if np.allclose(features, window, atol=2e-5))
+    assert starts == {0, 1}  # range(0, 34 - 32): start 2 would also fit but InterGen never draws it
+    assert dataset[index["b"]]["length"] == 31  # not longer than max_len: taken whole
+
+
+def test_fifteen_raw_frames_are_kept_fourteen_are_not(tmp_path):
+    root = write_interhuman(tmp_path, {"a": 15, "b": 14}, {"test": ["a", "b"]})
+    dataset = InterHumanDataset(root, "test")
+    assert len(dataset) == 1 and dataset[0]["name"] == "a" and dataset[0]["length"] == 14
+
+
+def test_test_split_swaps_persons_at_random_but_never_mirrors(root):
+    dataset = InterHumanDataset(root, "test", seed=1)
+    assert dataset.swap_persons and not dataset.mirror
+    raw1, raw2 = raw_pair(root, dataset[0]["name"])
+    as_stored = interaction_features(raw1, raw2)
+    orders = set()
+    for _ in range(24):
+        features = denormalized(dataset[0])
+        orders.add("stored" if np.allclose(features, as_stored, atol=2e-5) else "swapped")
+    assert orders == {"stored", "swapped"}
 
 
 def test_split_folder_layout(tmp_path):
@@ -201,7 +234,7 @@ def test_empty_or_missing_annotation(copy):
 
 
 def test_nothing_left_after_filtering(root):
-    with pytest.raises(ValueError, match=r"no sample left for split 'test'.*min_len=40"):
-        InterHumanDataset(root, "test", min_len=40)
+    with pytest.raises(ValueError, match=r"no sample left for split 'test'.*min_raw_frames=40"):
+        InterHumanDataset(root, "test", min_raw_frames=40)
     with pytest.raises(ValueError, match="min_len <= max_len"):
-        InterHumanDataset(root, "test", min_len=40, max_len=20)
+        InterHumanDataset(root, "test", min_raw_frames=40, max_len=20)

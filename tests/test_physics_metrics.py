@@ -122,3 +122,29 @@ def test_contact_test_finds_a_gap_only_dilation_closes():
     np.testing.assert_array_equal(contact_test(joints_a, near), [True])
     np.testing.assert_array_equal(contact_test(joints_a, near, dilation=0), [False])
     np.testing.assert_array_equal(contact_test(joints_a, apart), [False])
+
+
+def test_mesh_sequences_one_at_a_time_match_the_batch_and_report_millilitres():
+    from dhvae_sdk.physics import MeshBody, mesh_sequence_metrics
+    from tests.smplx_fixture import CORNERS, TETRA_FACES
+
+    tetra = CORNERS * 10  # a 40 cm tetrahedron
+    rng = np.random.default_rng(0)
+    # Two sequences (3 and 2 frames) of two tetrahedra, from deep overlap to apart.
+    shifts = [np.array([0.05, 0.1, 0.6]), np.array([0.0, 0.7])]
+    sequences = [np.stack([np.broadcast_to(tetra, (len(s), 4, 3)), tetra + s[:, None, None] * [1, 0, 0]], axis=1)
+                 + rng.normal(0, 1e-3, (len(s), 2, 4, 3)) for s in shifts]
+    touch = np.array([True, False])
+    result = mesh_sequence_metrics(sequences, TETRA_FACES, touch)
+    padded = np.zeros((2, 3, 2, 4, 3))
+    for index, vertices in enumerate(sequences):
+        padded[index, :len(vertices)] = vertices
+        padded[index, len(vertices):] = vertices[-1]
+    batch = physics_metrics(MeshBody(padded[:, :, 0], TETRA_FACES), MeshBody(padded[:, :, 1], TETRA_FACES),
+                            should_touch=touch, lengths=np.array([3, 2]))
+    assert (result.pv, result.pfr, result.pdr, result.contact) == (batch.pv, batch.pfr, batch.pdr, batch.contact)
+    assert result.pv > 0 and result.body_model == "smplx mesh"
+    assert result.pv_ml == pytest.approx(8.0 * result.pv)  # 2 cm voxels hold 8 ml
+    assert result.as_dict()["pv_ml"] == result.pv_ml
+    with pytest.raises(ValueError, match=r"sequence 0: vertices must be \[T, 2, V, 3\]"):
+        mesh_sequence_metrics([np.zeros((3, 4, 3))], TETRA_FACES)

@@ -8,7 +8,11 @@ import pytest
 import torch
 from matplotlib import image
 
-from benchmarks import quality
+from benchmarks import quality, quality_data
+from benchmarks.quality_eval import RunSettings, prepare_reference
+from dhvae_sdk.evaluation.metrics import fid
+from dhvae_sdk.evaluation.protocol import ProtocolConfig
+from dhvae_sdk.physics import PhysicsConfig
 from benchmarks.quality_models import parse_model_argument, same_length_groups
 from benchmarks.quality_report import COLUMNS, GROUND_TRUTH, format_cell, json_ready, markdown_table
 from dhvae_sdk.checkpoint import save_checkpoint
@@ -72,7 +76,7 @@ def test_every_metric_of_both_rows_is_reported_and_finite(run):
     rows = record["rows"]
     assert list(rows) == [GROUND_TRUTH, "tiny"]
     truth_metrics = {"fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist", "diversity",
-                     "pv", "pfr", "pdr", "contact"}
+                     "pv", "pv_ml", "pfr", "pdr", "contact"}
     model_metrics = truth_metrics | {"mmodality", "rfid", "mpjpe", "feature_l1"}
     for label, expected in ((GROUND_TRUTH, truth_metrics), ("tiny", model_metrics)):
         assert set(rows[label]["summary"]) == expected
@@ -87,14 +91,14 @@ def test_every_metric_of_both_rows_is_reported_and_finite(run):
 def test_values_obey_the_protocol(run):
     record, _ = run
     truth, model = record["rows"][GROUND_TRUTH], record["rows"]["tiny"]
-    # Every test sample falls into a full batch of 8, so the ground truth is scored against itself.
-    assert abs(truth["summary"]["fid"]["mean"]) < 1e-6
+    # Two independent draws of the test set (other person swaps): not zero, as one draw against itself would be.
+    assert truth["summary"]["fid"]["mean"] > 1e-6
     for row in (truth, model):
         for replication in row["replications"]:
             precision = [replication[f"r_precision_top{k}"] for k in (1, 2, 3)]
             assert 0.0 <= precision[0] <= precision[1] <= precision[2] <= 1.0
             assert 0.0 <= replication["pfr"] <= 1.0 and 0.0 <= replication["pdr"] <= replication["pfr"]
-            assert replication["pv"] >= 0.0
+            assert replication["pv"] >= 0.0 and replication["pv_ml"] == pytest.approx(8.0 * replication["pv"])
     assert model["summary"]["fid"]["mean"] > 1e-3  # an untrained model is not the ground truth
     assert model["summary"]["mpjpe"]["mean"] > 0.0
     settings = record["settings"]
@@ -104,6 +108,23 @@ def test_values_obey_the_protocol(run):
     assert settings["protocol"]["batch_size"] == 8
     assert "R-Precision batch: 8 (protocol: 96)" in settings["deviations"]
     assert settings["guidance"] == 3.5 and settings["steps"] == 2
+
+
+def test_ground_truth_fid_compares_two_independent_draws(files, one_thread):
+    dataset = quality_data.open_test_set("synthetic", files / "data", "test")
+    evaluator = InterCLIP(TINY_EVALUATOR)
+    embedder = quality_data.Embedder(evaluator, 16, torch.device("cpu"))
+    protocol = ProtocolConfig(batch_size=8, mm_texts=4, diversity_pairs=10)
+    settings = RunSettings("synthetic", 3.5, 2, 0, protocol, PhysicsConfig(), ())
+    reference, truth, _ = prepare_reference(dataset, 0, settings, embedder, quality_data.representation_of("synthetic"),
+                                            quality_data.read_synthetic_contacts(files / "data"))
+    # 48 samples in batches of 8: every sample is evaluated, so FID sees both draws whole.
+    assert truth["fid"] == pytest.approx(fid(reference.motion_embeddings, reference.fid_reference_embeddings))
+    differing = np.abs(reference.motion_embeddings - reference.fid_reference_embeddings).max(axis=1) > 1e-6
+    assert 0 < differing.sum() < len(differing)  # fresh swap coins: some samples come out in the other order
+    again, _, _ = prepare_reference(dataset, 0, settings, embedder, quality_data.representation_of("synthetic"),
+                                    quality_data.read_synthetic_contacts(files / "data"))
+    np.testing.assert_array_equal(again.fid_reference_embeddings, reference.fid_reference_embeddings)
 
 
 def test_json_and_markdown_files(run):

@@ -105,12 +105,13 @@ def random_pairs(num_items: int, num_pairs: int, rng: np.random.Generator) -> tu
 
 
 def diversity(embeddings: np.ndarray, rng: np.random.Generator, num_pairs: int = 300,
-              scale: float = INTERGEN_EMBEDDING_SCALE) -> float:
-    """Mean of ``||scale * (a - b)|| / 2`` over random pairs of motion embeddings [N, D]."""
+              scale: float = INTERGEN_EMBEDDING_SCALE, divisor: float = 2.0) -> float:
+    """Mean of ``||scale * (a - b)|| / divisor`` over random pairs of motion embeddings [N, D]
+    (InterGen: scale 6, divisor 2; InterMask on InterX: 1 and 1)."""
     if embeddings.ndim != 2:
         raise ValueError(f"diversity needs embeddings [N, D], got shape {embeddings.shape}")
     first, second = random_pairs(len(embeddings), num_pairs, rng)
-    differences = (embeddings[first] - embeddings[second]) * scale / 2.0
+    differences = (embeddings[first] - embeddings[second]) * scale / divisor
     return float(np.linalg.norm(differences, axis=1).mean())
 
 

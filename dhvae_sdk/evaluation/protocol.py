@@ -4,6 +4,9 @@ InterGen (``tools/eval.py``, ``datasets/evaluator.py``) runs each replication on
 generations: the generated (text, motion) pairs go through shuffled drop-last batches for
 R-Precision and MM-Dist, and the motions of those full batches are the ones FID and Diversity
 see; the ground-truth motions for FID likewise come from a shuffled drop-last loader.
+
+InterX is scored as InterMask scores it (``eval.py`` with ``dataset_name interx``): batches of
+32, embeddings used unscaled (``emb_scale`` 1) and Diversity not halved (``divide_by`` 1).
 """
 from __future__ import annotations
 
@@ -25,6 +28,15 @@ class ProtocolConfig:
     mm_pairs: int = 10
     replications: int = 20
     embedding_scale: float = INTERGEN_EMBEDDING_SCALE
+    diversity_divisor: float = 2.0
+
+
+INTERX_PROTOCOL = ProtocolConfig(batch_size=32, embedding_scale=1.0, diversity_divisor=1.0)
+
+
+def protocol_for(dataset: str) -> ProtocolConfig:
+    """InterMask's protocol for InterX, InterGen's for InterHuman and the procedural data."""
+    return INTERX_PROTOCOL if dataset == "interx" else ProtocolConfig()
 
 
 def replication_metrics(text_embeddings: np.ndarray, motion_embeddings: np.ndarray,
@@ -44,7 +56,8 @@ def replication_metrics(text_embeddings: np.ndarray, motion_embeddings: np.ndarr
     metrics = {f"r_precision_top{k + 1}": float(value) for k, value in enumerate(matching.r_precision)}
     metrics["mm_dist"] = matching.mm_dist
     metrics["fid"] = fid(evaluated, reference, config.embedding_scale)
-    metrics["diversity"] = diversity(evaluated, rng, config.diversity_pairs, config.embedding_scale)
+    metrics["diversity"] = diversity(evaluated, rng, config.diversity_pairs, config.embedding_scale,
+                                     config.diversity_divisor)
     if mm_embeddings is not None:
         expected = (config.mm_texts, config.mm_generations)
         if tuple(mm_embeddings.shape[:2]) != expected:

@@ -5,6 +5,7 @@ from dhvae_sdk.physics.metrics import (
     PhysicsConfig,
     PhysicsMetrics,
     contact_test,
+    mesh_sequence_metrics,
     metrics_from_counts,
     physics_metrics,
 )
@@ -12,6 +13,6 @@ from dhvae_sdk.physics.overlap import CudaUnavailableError, cuda_status, overlap
 
 __all__ = [
     "CAPSULES", "CAPSULE_NAMES", "DEFAULT_RADII", "CapsuleBody", "CapsuleSpec", "MeshBody", "CudaUnavailableError",
-    "PhysicsConfig", "PhysicsMetrics", "contact_test", "cuda_status", "metrics_from_counts", "overlap_counts",
-    "physics_metrics",
+    "PhysicsConfig", "PhysicsMetrics", "contact_test", "cuda_status", "mesh_sequence_metrics", "metrics_from_counts",
+    "overlap_counts", "physics_metrics",
 ]

@@ -181,24 +181,13 @@ class MeshBody:
         expression). ``model_dir`` is the SMPLX_<GENDER>.npz file or a folder holding it
         (directly or in smplx/). Only .npz files of plain arrays are read: pickles can run code.
         """
-        return _smplx_mesh(cls, params, _smplx_model_file(model_dir, gender), chunk)
+        from dhvae_sdk.body.smplx_model import find_model_file  # torch loads only on this path
+
+        return _smplx_mesh(cls, params, find_model_file(model_dir, gender), chunk)
 
 
 _SMPLX_WIDTHS = {"global_orient": 3, "body_pose": 63, "transl": 3, "betas": None, "left_hand_pose": 45,
                  "right_hand_pose": 45, "jaw_pose": 3, "leye_pose": 3, "reye_pose": 3, "expression": None}
-
-
-def _smplx_model_file(model_dir, gender: str) -> Path:
-    path = Path(model_dir)
-    name = f"SMPLX_{gender.upper()}.npz"
-    candidates = [path] if path.suffix == ".npz" else [path / name, path / "smplx" / name]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"SMPL-X model file not found: looked for {', '.join(str(c) for c in candidates)}. Download the SMPL-X "
-        f"model (https://smpl-x.is.tue.mpg.de) and pass its .npz file or the folder holding {name}"
-    )
 
 
 def _check_plain_npz(path: Path) -> None:

@@ -1,7 +1,10 @@
 """Physical plausibility of two-person motion (paper Table 8): PV, PFR, PDR and Contact.
 
 Per frame the two bodies are voxelized (2 cm) and the voxels inside both are counted:
-- PV: mean overlap count over all real frames of all sequences;
+- PV: mean overlap count over all real frames of all sequences, in voxels (the paper's Table 8
+  definition, "average number of overlapping voxels"); ``pv_ml`` is the same mean as a volume,
+  count x voxel volume (8 ml per 2 cm voxel), the unit of the paper's code
+  (``utils/penetrations.py``);
 - PFR: fraction of sequences with a frame of nonzero overlap;
 - PDR: per sequence the fraction of its frames with nonzero overlap, averaged over sequences;
 - Contact: among sequences that should touch, the fraction whose bodies dilated by one voxel
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dhvae_sdk.physics.bodies import CapsuleBody
+from dhvae_sdk.physics.bodies import CapsuleBody, MeshBody
 from dhvae_sdk.physics.overlap import as_body, overlap_counts
 
 
@@ -45,7 +48,7 @@ class PhysicsMetrics:
     pfr: float
     pdr: float
     contact: float | None           # None when no sequence should touch
-    body_model: str                 # "capsule" or "mesh"
+    body_model: str                 # "capsule", "mesh" or "smplx mesh"
     voxel: float
     contact_dilation: int
     severe_k: int
@@ -53,8 +56,13 @@ class PhysicsMetrics:
     frames: int                     # real frames
     contact_sequences: int          # of those, sequences that should touch
 
+    @property
+    def pv_ml(self) -> float:
+        """PV as a volume: voxels x (voxel edge in cm)^3 ml."""
+        return self.pv * (self.voxel * 100.0) ** 3
+
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "pv_ml": self.pv_ml}
 
 
 def frame_mask(batch_shape: tuple[int, int], lengths=None) -> np.ndarray:
@@ -131,3 +139,27 @@ def contact_test(joints_a, joints_b, voxel: float = 0.02, dilation: int = 1, len
     a, b = CapsuleBody(joints_a), CapsuleBody(joints_b)
     counts = overlap_counts(a, b, voxel, dilation, device)
     return ((counts > 0) & frame_mask(a.batch_shape, lengths)).any(axis=1)
+
+
+def mesh_sequence_metrics(sequences, faces, should_touch=None, config: PhysicsConfig = PhysicsConfig(),
+                          body_model: str = "smplx mesh", device: str = "auto") -> PhysicsMetrics:
+    """The metrics of two-person mesh sequences, one at a time: ``sequences`` yields vertices
+    [T_i, 2, V, 3] (real frames only) and ``faces`` [F, 3] is shared. Meshes of whole test
+    sets do not fit in memory at once (10,475 SMPL-X vertices per body and frame)."""
+    undilated, dilated, lengths = [], [], []
+    touch = None if should_touch is None else np.asarray(should_touch, dtype=bool)
+    for index, vertices in enumerate(sequences):
+        vertices = np.asarray(vertices, dtype=np.float64)
+        if vertices.ndim != 4 or vertices.shape[1] != 2:
+            raise ValueError(f"sequence {index}: vertices must be [T, 2, V, 3], got {vertices.shape}")
+        a, b = (MeshBody(vertices[None, :, person], faces) for person in (0, 1))
+        undilated.append(overlap_counts(a, b, config.voxel, 0, device)[0])
+        if touch is not None and touch[index]:
+            dilated.append(overlap_counts(a, b, config.voxel, config.contact_dilation, device)[0])
+        else:
+            dilated.append(np.zeros_like(undilated[-1]))
+        lengths.append(len(vertices))
+    frames = max(lengths, default=0)
+    pad = lambda rows: np.stack([np.pad(r, (0, frames - len(r))) for r in rows]) if rows else np.zeros((0, 0))  # noqa
+    return metrics_from_counts(pad(undilated), pad(dilated), touch, np.array(lengths, dtype=np.int64), config,
+                               body_model=body_model)

@@ -100,7 +100,7 @@ def _render_video(clips, titles, path, fps, colors, columns, layout) -> Path:
     path = _output_path(path, VIDEO_SUFFIXES)
     fps = _check_fps(fps, path)
     canvas = _Canvas(clips, titles, _check_colors(colors), columns, layout)
-    write = _write_gif if path.suffix.lower() == ".gif" else _write_mp4
+    write = _write_gif if path.suffix.lower() == ".gif" else write_mp4
     with atomic_output(path) as temp:
         write(canvas.images(), temp, fps)
     return path
@@ -147,7 +147,7 @@ class _Canvas:
         return (self.image(t) for t in range(self.num_frames))
 
 
-def _write_mp4(images: Iterator[np.ndarray], path: Path, fps: float) -> None:
+def write_mp4(images: Iterator[np.ndarray], path: Path, fps: float) -> None:
     with imageio.get_writer(path, format="FFMPEG", mode="I", fps=fps, codec="libx264", quality=8,
                             pixelformat="yuv420p", macro_block_size=16, ffmpeg_log_level="error") as writer:
         for image in images:

@@ -4,11 +4,15 @@ Layout under ``root``: ``motions_processed/person1/NAME.npy`` and ``person2/NAME
 ([T, 492] each), ``annots/NAME.txt``, split lists ``train.txt`` / ``val.txt`` /
 ``test.txt`` (in ``root`` or ``root/split``), optional ``ignore_list.txt``.
 
-Per item: a random window of at most ``max_len + 1`` raw frames (features lose one frame),
-then, with ``swap_persons``, a random choice of whose first pose defines the shared frame
-and, independently, a random order of the two; with ``mirror``, a left/right mirror of
-motion and sentence half of the time. Lengths count feature frames (InterGen counts raw
-frames, so its windows are one feature frame shorter).
+Per item, exactly as InterGen's ``InterHumanDataset.__getitem__`` in every mode (train, val
+and test): a sequence of more than ``max_len`` raw frames gets a window of ``max_len`` raw
+frames starting uniformly in ``0 .. frames - max_len - 1`` (InterGen never starts at the last
+possible frame), a shorter one is taken whole; features lose one frame, so a window yields at
+most ``max_len - 1`` feature frames. Then, with ``swap_persons`` (on in every split, as
+InterGen flips these coins in test mode too), a random choice of whose first pose defines the
+shared frame and, independently, a random order of the two; with ``mirror`` (train only), a
+left/right mirror of motion and sentence half of the time. Sequences of at least
+``min_raw_frames`` raw frames are kept (InterGen: 15).
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ LIST_FOLDERS = ("split",)
 # A dataset folder may carry statistics of its own (the procedural generator writes them);
 # otherwise the published InterHuman statistics apply.
 STATS_FILES = ("global_mean.npy", "global_std.npy")
+INTERGEN_MIN_RAW_FRAMES = 15
 
 
 def dataset_normalizer(root) -> Normalizer:
@@ -65,19 +70,21 @@ class InterHumanDataset(InteractionDataset):
         self,
         root,
         split: str = "train",
-        min_len: int = 15,
+        min_raw_frames: int = INTERGEN_MIN_RAW_FRAMES,
         max_len: int = 300,
         normalize: bool = True,
         mirror: bool | None = None,
-        swap_persons: bool | None = None,
+        swap_persons: bool = True,
         seed: int | None = None,
     ):
-        """``mirror`` and ``swap_persons`` default to True on the train split only."""
-        super().__init__(min_len, max_len, dataset_normalizer(root) if normalize else None, seed)
+        """``mirror`` defaults to True on the train split only; ``max_len`` counts raw frames
+        of a window (and the padded item length)."""
+        # A sequence of n raw frames has n - 1 feature frames.
+        super().__init__(min_raw_frames - 1, max_len, dataset_normalizer(root) if normalize else None, seed)
         self.root = Path(root)
         self.split = split
         self.mirror = split == "train" if mirror is None else mirror
-        self.swap_persons = split == "train" if swap_persons is None else swap_persons
+        self.swap_persons = swap_persons
         require_dir(self.root, "pass the InterHuman folder that holds motions_processed/ and annots/")
         motions = self.root / "motions_processed"
         folders = [require_dir(motions / person, "an InterHuman root needs motions_processed/person1 and person2")
@@ -101,7 +108,7 @@ class InterHumanDataset(InteractionDataset):
                 raise ValueError(f"{person1} has {len(raw1)} frames but {person2} has {len(raw2)}; both persons "
                                  "must have the same frame count")
             sentences = read_sentences(annots / f"{name}.txt")
-            if len(raw1) - 1 < min_len:
+            if len(raw1) < min_raw_frames:
                 too_short += 1
                 continue
             bodies = [raw_body(raw) for raw in (raw1, raw2)]
@@ -114,7 +121,7 @@ class InterHumanDataset(InteractionDataset):
         if not self._pairs:
             raise ValueError(
                 f"no sample left for split {split!r} in {self.root}: {len(names)} listed in {list_path} "
-                f"({len(ignored)} names ignored), {too_short} shorter than min_len={min_len} feature frames"
+                f"({len(ignored)} names ignored), {too_short} shorter than min_raw_frames={min_raw_frames} raw frames"
             )
 
     def __len__(self) -> int:
@@ -123,8 +130,8 @@ class InterHumanDataset(InteractionDataset):
     def __getitem__(self, index: int) -> dict:
         pair = self._pairs[index]
         frames = len(pair.positions)
-        window = min(frames, self.max_len + 1)
-        start = self._crop_start(frames, window)
+        window = min(frames, self.max_len)
+        start = int(self._rng.integers(0, frames - window)) if frames > window else 0
         positions = pair.positions[start : start + window]
         rotations = pair.rotations[start : start + window]
         if self.swap_persons and self._coin():
