@@ -52,6 +52,10 @@ INT8_RELATIVE_RMS = 0.03
 INT8_GRAPHS = ("sampler_step",)
 INT8_BLOCK = 32
 log = logging.getLogger("dhvae.export")
+# The exporter's optimizer passes log every initializer they merge and every Split they leave
+# unfolded, hundreds of lines per graph; none of it is the user's concern.
+logging.getLogger("onnx_ir").setLevel(logging.ERROR)
+logging.getLogger("onnxscript.optimizer").setLevel(logging.ERROR)
 
 
 class ExportError(RuntimeError):
@@ -226,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     precision.add_argument("--int8", action="store_true",
                            help="8-bit weights in the sampler step (fast on CPUs; not for TensorRT)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)  # our per-graph report; the exporter's own chatter stays below WARNING
     try:
         reports = export_model(args.checkpoint, args.out, precision="fp16" if args.fp16 else "int8" if args.int8 else "fp32")
     except (ExportError, CheckpointError) as error:
