@@ -41,8 +41,13 @@ RUN_FILE = "run.json"
 # Options whose change would silently make a resumed run a different run.
 RUN_IDENTITY = ("stage", "dataset", "data_root", "preset", "seed", "batch_size", "lr", "vae", "clip_weights",
                 "latent_views", "no_augment", "max_frames", "vae_kind", "w_tri", "lr_schedule", "latent_scales")
-# The release's batch sizes; the evaluator keeps the one it was tuned with.
-DEFAULT_BATCH_SIZES = {"vae": 32, "denoiser": 64, "evaluator": 32}
+# The release's batch size, schedule and (absent) clipping for its two models; the evaluator,
+# which is not the release's, keeps the recipe it was tuned with.
+STAGE_DEFAULTS = {
+    "vae": {"batch_size": 32, "lr_schedule": "release", "grad_clip": 0.0},
+    "denoiser": {"batch_size": 64, "lr_schedule": "release", "grad_clip": 0.0},
+    "evaluator": {"batch_size": 32, "lr_schedule": "cosine", "grad_clip": 1.0},
+}
 
 log = logging.getLogger("training")
 
@@ -57,14 +62,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int,
-                        help=f"per process (default per stage: {DEFAULT_BATCH_SIZES})")
+                        help="per process (default per stage: vae 32, denoiser 64, evaluator 32)")
     parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="release",
-                        help="release: flat for 10 epochs, then halved every 1000 epochs; "
-                             "cosine: linear warmup, then cosine decay to lr/10 at --steps")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                        help="release (vae, denoiser default): flat for 10 epochs, then halved every 1000 "
+                             "epochs; cosine (evaluator default): linear warmup, then cosine decay to lr/10 at --steps")
     parser.add_argument("--warmup-steps", type=int, help="cosine schedule: default min(100, steps / 20)")
-    parser.add_argument("--grad-clip", type=float, default=0.0,
-                        help="max gradient norm (default 0: no clipping, as the release)")
+    parser.add_argument("--grad-clip", type=float,
+                        help="max gradient norm; 0: no clipping (default: 0 for vae and denoiser, as the "
+                             "release; 1 for the evaluator)")
     parser.add_argument("--ckpt-every", type=int, default=1000)
     parser.add_argument("--eval-every", type=int, default=0, help="0: evaluate at the end only")
     parser.add_argument("--eval-samples", type=int, default=256, help="held-out samples per evaluation")
@@ -89,8 +95,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--synthetic-samples", type=int, default=2000,
                         help="pairs to generate when --dataset synthetic and --data-root does not exist")
     args = parser.parse_args(argv)
-    if args.batch_size is None:
-        args.batch_size = DEFAULT_BATCH_SIZES.get(args.stage)
+    for name, value in STAGE_DEFAULTS.get(args.stage, {}).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.stage != "params":
         missing = [flag for flag, value in (("--data-root", args.data_root), ("--out", args.out)) if value is None]
         if missing:
