@@ -38,14 +38,7 @@ class ModulationGraph(nn.Module):
         self.denoiser = model.denoiser
 
     def forward(self, timesteps: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
-        steps, rows = timesteps.shape[0], conditions.shape[0]
-        # Every (step, row) pair, step-major: row r of step s is entry s * rows + r. (Spelled with
-        # expand: exported, repeat_interleave failed in ONNX Runtime at sizes other than the export's.)
-        every_timestep = timesteps[:, None].expand(steps, rows).reshape(-1)
-        every_condition = conditions[None].expand(steps, rows, conditions.shape[1]).reshape(steps * rows, -1)
-        condition = self.denoiser.condition(every_timestep, every_condition)
-        modulation = self.denoiser.modulation(condition)
-        return modulation.reshape(steps, rows, *modulation.shape[1:])
+        return self.denoiser.modulation_table(timesteps, conditions)
 
 
 class SamplerStepGraph(nn.Module):

@@ -207,8 +207,8 @@ def test_precomputed_modulation_equals_forward(latent_tokens, skip):
     text = torch.randn(2, 32)
     steps = torch.tensor([999, 500, 1])
     # The sampler's way: one call for the modulation of every step, then only the layers per step.
-    conditions = denoiser.condition(steps.repeat_interleave(2), text.repeat(len(steps), 1))
-    modulation = denoiser.modulation(conditions).view(len(steps), 2, denoiser.modulation_rows, -1)
+    modulation = denoiser.modulation_table(steps, text)
+    assert modulation.shape == (len(steps), 2, denoiser.modulation_rows, 64)
     for index, step in enumerate(steps):
         expected = denoiser(x, step.repeat(2), text)
         assert expected.abs().max() > 1e-3

@@ -117,19 +117,36 @@ class Denoiser(nn.Module):
 
     def condition(self, timesteps: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         """c = text embedding + timestep embedding, [B, C]."""
-        if timesteps.dim() != 1 or timesteps.dtype != torch.long:
-            raise ValueError(f"timesteps must be a 1-D long tensor [B], got {tuple(timesteps.shape)} {timesteps.dtype}")
+        self._check_timesteps(timesteps)
         if text_embedding.shape != (timesteps.shape[0], self.condition_width):
             raise ValueError(
                 f"text_embedding must be [B={timesteps.shape[0]}, {self.condition_width}], got {tuple(text_embedding.shape)}"
             )
+        return text_embedding + self._timestep_embedding(timesteps)
+
+    def modulation_table(self, timesteps: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+        """The modulation of every (step, text row) pair, [S, R, rows, W], for a sampling loop:
+        the timestep embedding runs once per step, not once per pair."""
+        self._check_timesteps(timesteps)
+        if text_embeddings.dim() != 2 or text_embeddings.shape[1] != self.condition_width:
+            raise ValueError(f"text_embeddings must be [R, {self.condition_width}], got {tuple(text_embeddings.shape)}")
+        steps, rows = timesteps.shape[0], text_embeddings.shape[0]
+        condition = self._timestep_embedding(timesteps)[:, None, :] + text_embeddings[None, :, :]
+        modulation = self.modulation(condition.reshape(steps * rows, self.condition_width))
+        return modulation.reshape(steps, rows, self.modulation_rows, self.width)
+
+    def _timestep_embedding(self, timesteps: torch.Tensor) -> torch.Tensor:
+        return self.time_embedding(timestep_features(timesteps, self.condition_width))
+
+    def _check_timesteps(self, timesteps: torch.Tensor) -> None:
+        if timesteps.dim() != 1 or timesteps.dtype != torch.long:
+            raise ValueError(f"timesteps must be a 1-D long tensor [B], got {tuple(timesteps.shape)} {timesteps.dtype}")
         if not torch.compiler.is_compiling() and not torch.jit.is_tracing():
             if int(timesteps.min()) < 0 or int(timesteps.max()) >= self.config.num_train_steps:
                 raise ValueError(
                     f"timesteps must lie in [0, {self.config.num_train_steps}), got "
                     f"{int(timesteps.min())}..{int(timesteps.max())}"
                 )
-        return text_embedding + self.time_embedding(timestep_features(timesteps, self.condition_width))
 
     def modulation(self, condition: torch.Tensor) -> torch.Tensor:
         """Every layer's six rows, then the head's two: [B, modulation_rows, W]."""

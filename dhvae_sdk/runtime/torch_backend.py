@@ -109,11 +109,7 @@ class TorchBackend(Backend):
     @torch.inference_mode()
     def _modulation(self, timesteps: np.ndarray, conditions: torch.Tensor) -> torch.Tensor:
         """The modulation of every (step, condition row) pair, [S, R, rows, W]."""
-        denoiser = self.model.denoiser
-        steps, rows = len(timesteps), len(conditions)
-        every_timestep = torch.from_numpy(timesteps).to(self.device).repeat_interleave(rows)
-        condition = denoiser.condition(every_timestep, conditions.repeat(steps, 1))
-        return denoiser.modulation(condition).unflatten(0, (steps, rows))
+        return self.model.denoiser.modulation_table(torch.from_numpy(timesteps).to(self.device), conditions)
 
     @torch.inference_mode()
     def decode(self, latents: np.ndarray, frames: int) -> np.ndarray:
