@@ -6,8 +6,7 @@ denoiser on it with the settings below, and copies the result to
 loads when no path is given. Rerunning resumes each stage where it stopped.
 
 The weights are embedded in fp16 (10 MB). The recipe is the release's (losses, Adam and its
-schedule, batch 32 / 64, posterior
-samples, empty-string CFG dropout) with three changes for a ~35-minute CPU rebuild: crops of
+schedule, batch 32 / 64, posterior samples, empty-string CFG dropout) with three changes for a ~35-minute CPU rebuild: crops of
 120 frames, a 10x learning rate, and latent scales estimated from the tiny VAE's posteriors
 (the release's fixed 1, 1, 1/5 were chosen for its own VAE's latents).
 """
