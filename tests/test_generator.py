@@ -317,17 +317,6 @@ def test_repeated_generation_does_not_grow_memory(ort_gen):
     assert grown < 20 * 2 ** 20, f"RSS grew by {grown / 2 ** 20:.1f} MiB over 200 generations"
 
 
-def _embedded_demo_is_current() -> bool:
-    try:
-        selection.demo_path("torch")
-    except ModelFormatError:
-        return False
-    return True
-
-
-# The demo shipped in assets/ predates the released architecture until it is rebuilt
-# (README.md, 'Embedded demo model'); the test above covers the refusal of such a demo.
-@pytest.mark.skipif(not _embedded_demo_is_current(), reason="the embedded demo is missing or outdated: rebuild it")
 def test_the_embedded_demo_model_generates_offline():
     gen = Generator.from_pretrained()
     assert gen.backend.name == "torch"
