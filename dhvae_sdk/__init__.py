@@ -4,10 +4,14 @@
 ``import dhvae_sdk`` alone stays cheap (no torch, no ONNX Runtime).
 """
 __version__ = "0.1.0"
-__all__ = ["Generator", "GeneratorError", "Interaction"]
+__all__ = ["DHVAEError", "Generator", "GeneratorError", "Interaction"]
 
 
 def __getattr__(name: str):
+    if name == "DHVAEError":
+        from dhvae_sdk.errors import DHVAEError
+
+        return DHVAEError
     if name in __all__:
         from dhvae_sdk import generator
 

@@ -23,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .atomic_file import atomic_output
+from .errors import DHVAEError
 from .models import DHVAEConfig, DHVAEModel, build_model
 from .models.latent import GROUPS
 
@@ -37,7 +38,7 @@ LATENT_SCALES = "latent.scales"
 RESERVED_METADATA = ("format", "format_version", "config", "stage", "created_by")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DHVAEError, ValueError):
     """A file that is not a usable dhvae-sdk checkpoint."""
 
 

@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from dhvae_sdk.errors import DHVAEError
 from dhvae_sdk.models import GROUPS, tokenize
 from dhvae_sdk.motion import FEATURE_DIM, features_to_joints
 from dhvae_sdk.motion.bvh import save_bvh
@@ -31,7 +32,7 @@ VARY_KEEPS = ("interaction", "individuals")
 log = logging.getLogger("dhvae")
 
 
-class GeneratorError(ValueError):
+class GeneratorError(DHVAEError, ValueError):
     """A request the model cannot serve; the message says what to change."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dhvae_sdk.atomic_file import atomic_output
+from dhvae_sdk.errors import DHVAEError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_NAME = "dhvae-model"
@@ -26,7 +27,7 @@ FORMAT_VERSION = (2, 0)
 _HASH_CHUNK = 1 << 22
 
 
-class ModelFormatError(ValueError):
+class ModelFormatError(DHVAEError, ValueError):
     """A model directory or file that cannot be used as it is (corrupt, foreign, outdated)."""
 
 

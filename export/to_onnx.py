@@ -41,6 +41,7 @@ import onnxruntime as ort
 import torch
 
 from dhvae_sdk.checkpoint import CheckpointError, load_checkpoint
+from dhvae_sdk.errors import DHVAEError
 from dhvae_sdk.manifest import (
     FORMAT_VERSION, Manifest, describe_file, is_model_directory, toolchain_versions, write_manifest,
 )
@@ -58,7 +59,7 @@ logging.getLogger("onnx_ir").setLevel(logging.ERROR)
 logging.getLogger("onnxscript.optimizer").setLevel(logging.ERROR)
 
 
-class ExportError(RuntimeError):
+class ExportError(DHVAEError, RuntimeError):
     """An export step or a parity check failed; the message names the file."""
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from dhvae_sdk.atomic_file import atomic_output
+from dhvae_sdk.errors import DHVAEError
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def atomic_write_json(path: str | os.PathLike, data) -> None:
         temp_path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-class TrainingStateError(ValueError):
+class TrainingStateError(DHVAEError, ValueError):
     """A training-state file that cannot be resumed from."""
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from dhvae_sdk.checkpoint import Checkpoint
+from dhvae_sdk.errors import DHVAEError
 from dhvae_sdk.models import DHVAEConfig, DHVAEModel, build_model
 from dhvae_sdk.models.config import DenoiserConfig, TextEncoderConfig, VAEConfig
 from dhvae_sdk.models.denoiser import sinusoidal_table
@@ -31,7 +32,7 @@ RELEASE_DENOISER_POSITIONS = 1000
 TEXT_HEAD_HEADS = 8  # hard-coded in the release's text encoder
 
 
-class OfficialCheckpointError(ValueError):
+class OfficialCheckpointError(DHVAEError, ValueError):
     """A file that is not a released DHVAE checkpoint this converter can read."""
 
 

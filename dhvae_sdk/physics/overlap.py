@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from dhvae_sdk.errors import DHVAEError
 from dhvae_sdk.physics.bodies import CapsuleBody, MeshBody
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -19,7 +20,7 @@ DEVICES = ("auto", "cpu", "cuda")
 _MAX_COORDINATE_IN_VOXELS = 1e8
 
 
-class CudaUnavailableError(RuntimeError):
+class CudaUnavailableError(DHVAEError, RuntimeError):
     """device='cuda' was requested where the CUDA path cannot run."""
 
 

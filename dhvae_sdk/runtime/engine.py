@@ -16,12 +16,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dhvae_sdk.atomic_file import atomic_output
+from dhvae_sdk.errors import DHVAEError
 from dhvae_sdk.manifest import ModelFormatError
 
 WORKSPACE_BYTES = 4 << 30
 
 
-class BackendUnavailableError(RuntimeError):
+class BackendUnavailableError(DHVAEError, RuntimeError):
     """The requested backend cannot run on this machine (library or device missing)."""
 
 
