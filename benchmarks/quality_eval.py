@@ -115,7 +115,8 @@ def generated_quality(model: ModelUnderTest, reference: Reference, settings: Run
 
 def reconstruction_quality(model: ModelUnderTest, reference: Reference, settings: RunSettings, embedder: Embedder,
                            representation: Representation) -> dict[str, float]:
-    """rFID (reconstructions vs ground truth), L1 on the model's normalized features, MPJPE (m)."""
+    """rFID (reconstructions vs ground truth), L1 on the model's normalized features, MPJPE (m)
+    with its root-relative (pose) and root (path) parts."""
     draw = reference.draw
     with tqdm(total=len(draw), desc=f"{model.label}: reconstructing", leave=False, unit="motion") as bar:
         reconstructions = model.reconstruct(draw.motions, progress=bar.update)
@@ -131,7 +132,7 @@ def reconstruction_quality(model: ModelUnderTest, reference: Reference, settings
                            settings.protocol.embedding_scale),
                "feature_l1": errors.feature_l1}
     if representation.to_joints is not None:
-        metrics["mpjpe"] = errors.mpjpe
+        metrics.update(mpjpe=errors.mpjpe, pose_mpjpe=errors.pose_mpjpe, path_error=errors.path_error)
     return metrics
 
 

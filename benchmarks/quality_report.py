@@ -31,6 +31,8 @@ COLUMNS = (
     ("mmodality", "MModality ↑"),
     ("rfid", "rFID ↓"),
     ("mpjpe", "MPJPE (m) ↓"),
+    ("pose_mpjpe", "Pose MPJPE (m) ↓"),
+    ("path_error", "Path error (m) ↓"),
     ("feature_l1", "L1 ↓"),
     ("pv", "PV (voxels) ↓"),
     ("pv_ml", "PV (ml) ↓"),

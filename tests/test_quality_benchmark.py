@@ -77,7 +77,7 @@ def test_every_metric_of_both_rows_is_reported_and_finite(run):
     assert list(rows) == [GROUND_TRUTH, "tiny"]
     truth_metrics = {"fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist", "diversity",
                      "pv", "pv_ml", "pfr", "pdr", "contact"}
-    model_metrics = truth_metrics | {"mmodality", "rfid", "mpjpe", "feature_l1"}
+    model_metrics = truth_metrics | {"mmodality", "rfid", "mpjpe", "pose_mpjpe", "path_error", "feature_l1"}
     for label, expected in ((GROUND_TRUTH, truth_metrics), ("tiny", model_metrics)):
         assert set(rows[label]["summary"]) == expected
         assert len(rows[label]["replications"]) == 2
@@ -202,6 +202,15 @@ def test_reconstruction_errors_by_hand():
     errors.add_joints(joints_recon, joints_target, mask)
     assert errors.feature_l1 == pytest.approx(0.5)
     assert errors.mpjpe == pytest.approx((4 * 0.05 + (0.05 + 0.13) / 2) / 5)  # 4 frames 5 cm off, one 9 cm
+    assert errors.path_error == pytest.approx(errors.mpjpe)  # whole bodies moved: all of it is path
+    assert errors.pose_mpjpe == pytest.approx(0.0)
+    posed = ReconstructionErrors()
+    bent = joints_target.copy()
+    bent[..., 5, :] += np.array([0.0, 0.22, 0.0])  # one joint of 22 off, the root in place
+    posed.add_joints(bent, joints_target, mask)
+    assert posed.path_error == pytest.approx(0.0)
+    assert posed.pose_mpjpe == pytest.approx(0.22 / 22)
+    assert posed.mpjpe == pytest.approx(0.22 / 22)
     with pytest.raises(ValueError, match="mask must be bool"):
         errors.add_features(recon, target, mask.astype(int))
 

@@ -1,7 +1,10 @@
 """Reconstruction errors of a motion VAE: L1 on normalized features and MPJPE in metres.
 
-Both are means over the real frames of every sequence; within a frame both persons and all
-their features (or joints) weigh equally. Sequences may be padded: ``mask`` [N, T] marks the
+MPJPE mixes two errors of different cause: where the body is (the root's path over the
+floor, which grows with the clip's length) and how it is posed. ``path_error`` (the root
+joint's distance) and ``pose_mpjpe`` (joints relative to each person's root) report them
+apart. All are means over the real frames of every sequence; within a frame both persons and
+all their features (or joints) weigh equally. Sequences may be padded: ``mask`` [N, T] marks the
 real frames. Sums are kept so that batches can be added up before the mean is taken.
 """
 from __future__ import annotations
@@ -24,6 +27,8 @@ class ReconstructionErrors:
 
     feature_l1_sum: float = 0.0
     joint_error_sum: float = 0.0
+    pose_error_sum: float = 0.0
+    path_error_sum: float = 0.0
     frames: int = 0
     joint_frames: int = 0
 
@@ -36,12 +41,18 @@ class ReconstructionErrors:
         self.frames += int(mask.sum())
 
     def add_joints(self, recon: np.ndarray, target: np.ndarray, mask: np.ndarray) -> None:
-        """Joint positions [N, T, persons, J, 3] in metres (from de-normalized features)."""
-        recon, target, mask = np.asarray(recon), np.asarray(target), np.asarray(mask)
+        """Joint positions [N, T, persons, J, 3] in metres (from de-normalized features); joint
+        0 is the root."""
+        recon, target, mask = np.asarray(recon).astype(np.float64), np.asarray(target), np.asarray(mask)
         _check(recon, target, mask, "joints")
-        distances = np.linalg.norm(recon.astype(np.float64) - target, axis=-1)
-        per_frame = distances.reshape(*mask.shape, -1).mean(axis=-1)
-        self.joint_error_sum += float(per_frame[mask].sum())
+        offsets = recon - target
+        for total, distances in (
+            ("joint_error_sum", np.linalg.norm(offsets, axis=-1)),
+            ("pose_error_sum", np.linalg.norm(offsets - offsets[..., :1, :], axis=-1)),
+            ("path_error_sum", np.linalg.norm(offsets[..., 0, :], axis=-1)),
+        ):
+            per_frame = distances.reshape(*mask.shape, -1).mean(axis=-1)
+            setattr(self, total, getattr(self, total) + float(per_frame[mask].sum()))
         self.joint_frames += int(mask.sum())
 
     @property
@@ -50,8 +61,21 @@ class ReconstructionErrors:
             raise ValueError("no real frame was added; call add_features first")
         return self.feature_l1_sum / self.frames
 
-    @property
-    def mpjpe(self) -> float:
+    def _joint_mean(self, total: float) -> float:
         if not self.joint_frames:
             raise ValueError("no real frame of joints was added; call add_joints first")
-        return self.joint_error_sum / self.joint_frames
+        return total / self.joint_frames
+
+    @property
+    def mpjpe(self) -> float:
+        return self._joint_mean(self.joint_error_sum)
+
+    @property
+    def pose_mpjpe(self) -> float:
+        """MPJPE of the joints relative to their person's root: the pose alone."""
+        return self._joint_mean(self.pose_error_sum)
+
+    @property
+    def path_error(self) -> float:
+        """Mean distance of the root joints: the path alone."""
+        return self._joint_mean(self.path_error_sum)

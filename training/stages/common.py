@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from torch.utils.data import Subset
@@ -92,11 +92,14 @@ def open_dataset(options: StageOptions, split: str, seed: int, augment: bool | N
 
 
 def open_held_out(options: StageOptions):
-    """The first held-out split present (val, else test), without augmentation, fixed crops."""
+    """The first held-out split present (val, else test), without augmentation, at the
+    dataset's full length whatever --max-frames crops training to: generation runs at full
+    length, so that is where a model is judged."""
+    full_length = replace(options, max_frames=None)
     missing = []
     for split in HELD_OUT_SPLITS:
         try:
-            return open_dataset(options, split, EVALUATION_SEED, augment=False)
+            return open_dataset(full_length, split, EVALUATION_SEED, augment=False)
         except FileNotFoundError as error:
             missing.append(str(error))
     raise FileNotFoundError(f"no held-out split in {options.data_root}: {'; '.join(missing)}")

@@ -42,7 +42,8 @@ class VAEObjective(nn.Module):
 @torch.no_grad()
 def reconstruction_metrics(vae: MotionVAE, loader, representation: MotionRepresentation) -> dict[str, float]:
     """Held-out reconstruction through the posterior means: L1 on normalized features and, when
-    the representation has joints, MPJPE in metres (both persons, real frames only)."""
+    the representation has joints, MPJPE in metres (both persons, real frames only), with its
+    root-relative (pose) and root (path) parts."""
     device = next(vae.parameters()).device
     vae.eval()
     errors = ReconstructionErrors()
@@ -56,7 +57,7 @@ def reconstruction_metrics(vae: MotionVAE, loader, representation: MotionReprese
                               joints_of(motion, representation).cpu().numpy(), mask.cpu().numpy())
     metrics = {"feature_l1": errors.feature_l1}
     if representation.to_joints is not None:
-        metrics["mpjpe_m"] = errors.mpjpe
+        metrics.update(mpjpe_m=errors.mpjpe, pose_mpjpe_m=errors.pose_mpjpe, path_error_m=errors.path_error)
     return metrics
 
 
