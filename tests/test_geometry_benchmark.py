@@ -1,0 +1,44 @@
+"""The per-type geometry check of benchmarks/geometry.py on hand-built skeletons."""
+import numpy as np
+
+from benchmarks.geometry import closest_hands, closest_joints, passes, summarize, measure
+from dhvae_sdk.motion.skeleton import JOINT_INDEX, NUM_JOINTS, forward_kinematics
+
+
+def facing_pair(gap: float, frames: int = 4) -> np.ndarray:
+    """Two rest skeletons, B at ``gap`` metres along x from A: [T, 2, 22, 3]."""
+    rest = forward_kinematics(np.eye(3), np.tile(np.eye(3), (NUM_JOINTS - 1, 1, 1)), np.zeros(3))
+    pair = np.stack([rest, rest + np.array([gap, 0.0, 0.0])])
+    return np.repeat(pair[None], frames, axis=0)
+
+
+def test_hands_meet_only_when_the_hand_axes_come_within_reach():
+    joints = facing_pair(2.0)
+    wrist, elbow = JOINT_INDEX["r_wrist"], JOINT_INDEX["r_elbow"]
+    # Frame 2: A's right forearm points at B's right hand, so A's hand axis ends 5 cm from B's.
+    b_hand_end = joints[2, 1, wrist] + 0.32 * (joints[2, 1, wrist] - joints[2, 1, elbow])
+    direction = np.array([1.0, 0.0, 0.0])
+    joints[2, 0, wrist] = b_hand_end - 0.05 * direction - 0.32 * 0.25 * direction
+    joints[2, 0, elbow] = joints[2, 0, wrist] - 0.25 * direction
+    assert closest_hands(joints) <= 0.05 + 1e-6
+    assert passes("handshake", joints)
+    assert not passes("handshake", facing_pair(2.0))
+    assert passes("hug", joints) is None  # no check for this type
+
+
+def test_apart_types_fail_when_any_joint_comes_closer_than_the_clearance():
+    assert passes("wave", facing_pair(1.0))
+    close = facing_pair(1.0)
+    close[1, 1] = close[1, 0] + np.array([0.2, 0.0, 0.0])  # one frame, B 0.2 m from A
+    assert closest_joints(close) < 0.3
+    assert not passes("wave", close)
+
+
+def test_summary_rates_count_checked_types_only():
+    samples = [measure("a", "wave", "t", facing_pair(1.0)), measure("b", "hug", "t", facing_pair(1.0)),
+               measure("c", "handshake", "t", facing_pair(1.0))]
+    summary = summarize(samples)
+    assert summary["per_type"]["wave"]["pass_rate"] == 1.0
+    assert summary["per_type"]["hug"]["pass_rate"] is None
+    assert summary["per_type"]["handshake"]["pass_rate"] == 0.0
+    assert summary["overall_pass_rate"] == 0.5
