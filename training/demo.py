@@ -1,9 +1,12 @@
 """Rebuild the embedded demo model: ``python -m training.demo``.
 
 Generates the procedural dataset (if RUN_DIR/data is missing), trains the ``tiny`` VAE and
-denoiser on it with the settings below, and copies the result to
-``dhvae_sdk/assets/demo.safetensors`` (atomically), which ``Generator.from_pretrained()``
-loads when no path is given. Rerunning resumes each stage where it stopped.
+denoiser on it with the settings below, and writes the model to RUN_DIR/demo.safetensors
+(atomically); nothing outside --out is touched, so an installed package never changes under
+its users. Rerunning resumes each stage where it stopped. To make the result the embedded
+demo that ``Generator.from_pretrained()`` loads when no path is given, copy it over
+``dhvae_sdk/assets/demo.safetensors`` in a source checkout (the command prints the exact
+copy); any program can also load it by path.
 
 The weights are embedded in fp16 (10 MB). The recipe is the release's (losses, Adam and its
 schedule, batch 32 / 64, posterior samples, empty-string CFG dropout) with three changes for a ~35-minute CPU rebuild: crops of
@@ -16,7 +19,7 @@ import argparse
 from pathlib import Path
 
 from dhvae_sdk.checkpoint import load_checkpoint, save_checkpoint
-from dhvae_sdk.runtime.selection import DEMO_CHECKPOINT, assets_directory
+from dhvae_sdk.runtime.selection import DEMO_CHECKPOINT
 from training import main as training_main
 
 # Crops of 120 frames keep the tiny VAE near 4 s a step on one shared core; the decoder
@@ -50,10 +53,11 @@ def main(argv: list[str] | None = None) -> None:
     vae_checkpoint = args.out / "vae" / "checkpoint.safetensors"
     training_main.main(stage_argv("denoiser", args.out, data_root, args.denoiser_steps, args.threads,
                                   ["--vae", str(vae_checkpoint)]))
-    target = assets_directory() / DEMO_CHECKPOINT
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = args.out / DEMO_CHECKPOINT
     embed_half_precision(args.out / "denoiser" / "checkpoint.safetensors", target)
-    print(f"demo model written to {target}")
+    print(f"demo model written to {target}\n"
+          f"try it: Generator.from_pretrained({str(target)!r})\n"
+          f"embed it (source checkout): cp {target} dhvae_sdk/assets/{DEMO_CHECKPOINT}")
 
 
 def embed_half_precision(checkpoint_path: Path, target: Path) -> None:
