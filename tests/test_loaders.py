@@ -12,6 +12,7 @@ from dhvae_sdk.motion.mirror import mirror_features, mirror_text
 from dhvae_sdk.motion.normalization import interhuman_normalizer
 from tests.fk_motions import write_interhuman
 from training.data import InterHumanDataset, collate_interactions, make_loader
+from training.data.batching import LengthBucketSampler
 
 LENGTHS = {"s0": 40, "s1": 21, "long": 95, "tiny": 10, "s4": 16, "skipped": 30}
 SPLITS = {"train": ["s0", "s1", "long", "tiny", "s4", "skipped"], "val": ["s0", "s1"], "test": ["s4"]}
@@ -238,3 +239,36 @@ def test_nothing_left_after_filtering(root):
         InterHumanDataset(root, "test", min_raw_frames=40)
     with pytest.raises(ValueError, match="min_len <= max_len"):
         InterHumanDataset(root, "test", min_raw_frames=40, max_len=20)
+
+
+def test_length_buckets_cover_every_item_once_and_pad_far_less_than_random_batches():
+    lengths = np.random.default_rng(0).integers(75, 300, size=400)
+    sampler = LengthBucketSampler(lengths, batch_size=16, seed=3)
+    sampler.set_epoch(0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 25
+    assert sorted(i for batch in batches for i in batch) == list(range(400))
+    bucketed_padding = np.mean([lengths[b].max() - lengths[b].mean() for b in batches])
+    random_padding = np.mean([lengths[b].max() - lengths[b].mean() for b in np.arange(400).reshape(25, 16)])
+    assert bucketed_padding < random_padding / 4
+    sampler.set_epoch(1)
+    assert list(sampler) != batches  # another epoch, another order
+    sampler.set_epoch(0)
+    assert list(sampler) == batches  # the epoch alone fixes it (resuming replays it)
+
+
+def test_length_buckets_shard_whole_batches_across_processes():
+    lengths = np.arange(100) % 37 + 10
+    shards = [list(LengthBucketSampler(lengths, 8, seed=0, rank=rank, world_size=3)) for rank in range(3)]
+    assert [len(shard) for shard in shards] == [len(LengthBucketSampler(lengths, 8, 0, 0, 3))] * 3 == [4, 4, 4]
+    seen = [i for shard in shards for batch in shard for i in batch]
+    assert len(seen) == len(set(seen))  # no item on two processes
+
+
+def test_shuffled_loader_with_lengths_batches_similar_lengths(root):
+    dataset = InterHumanDataset(root, split="train", seed=0)
+    loader = make_loader(dataset, 2, shuffle=True, seed=0, lengths=dataset.item_lengths())
+    assert isinstance(loader.batch_sampler, LengthBucketSampler)
+    assert [dataset[i]["length"] for i in range(len(dataset))] == dataset.item_lengths()
+    batch = next(iter(loader))
+    assert batch["motion"].shape[0] <= 2 and int(batch["lengths"].max()) <= max(dataset.item_lengths())

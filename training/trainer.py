@@ -147,9 +147,9 @@ class BatchStream:
         self._iterator: Iterator | None = None
 
     def _start_epoch(self) -> None:
-        sampler = getattr(self.loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(self.epoch)
+        for sampler in (getattr(self.loader, "sampler", None), getattr(self.loader, "batch_sampler", None)):
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(self.epoch)
         if self._base_seed is not None:
             epoch_seed = (self._base_seed + 1_000_003 * self.epoch) % 2**63
             self.loader.generator.manual_seed(epoch_seed)

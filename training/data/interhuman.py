@@ -127,6 +127,10 @@ class InterHumanDataset(InteractionDataset):
     def __len__(self) -> int:
         return len(self._pairs)
 
+    def item_lengths(self) -> list[int]:
+        """Feature frames of each index's items (a window of at most max_len raw frames)."""
+        return [min(len(pair.positions), self.max_len) - 1 for pair in self._pairs]
+
     def __getitem__(self, index: int) -> dict:
         pair = self._pairs[index]
         frames = len(pair.positions)

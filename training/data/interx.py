@@ -83,6 +83,10 @@ class InterXDataset(InteractionDataset):
     def __len__(self) -> int:
         return len(self._names)
 
+    def item_lengths(self) -> list[int]:
+        """Frames of each index's longest item (one item in three is a unit shorter)."""
+        return [min(len(params) // UNIT_LENGTH * UNIT_LENGTH, self.max_len) for params in self._params]
+
     def __getitem__(self, index: int) -> dict:
         params = self._params[index]
         units = len(params) // UNIT_LENGTH - (1 if self._rng.random() < 1 / 3 else 0)

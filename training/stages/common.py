@@ -117,7 +117,8 @@ def pair_data(options: StageOptions, context: ProcessContext) -> tuple:
     evaluates, so the other ranks get None for the held-out part."""
     train_set = open_dataset(options, "train", seed=options.seed + context.rank)
     loader = make_loader(train_set, options.batch_size, shuffle=True, seed=options.seed,
-                         num_workers=options.num_workers, distributed=context.distributed)
+                         num_workers=options.num_workers, distributed=context.distributed,
+                         lengths=train_set.item_lengths())
     return loader, open_held_out(options) if context.is_main else None
 
 
