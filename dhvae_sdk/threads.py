@@ -3,8 +3,8 @@
 Their own defaults take every core of the machine. On a machine shared with other jobs that
 oversubscribes it: a parallel operator waits at its barrier for the worker whose core another
 process holds, once per operator, and sampling runs thousands of small operators. On a 2-core
-machine running one other job, generating 6 s of the demo model took 0.9 to 7 s on torch's 2
-threads and a steady 0.08 s on one.
+machine with other jobs (load average 7 to 8), generating 6 s of the demo model on torch took
+a median 3.5 to 6 s (0.8 to 11 s) on torch's default 2 threads and 0.19 to 0.28 s on one.
 
 The rule: the CPUs this process may use (its affinity and its cgroup's CPU quota), less the
 ones the other jobs keep busy (the 1-minute load average), at least 1 and at most
