@@ -20,8 +20,8 @@ from pathlib import Path
 
 from dhvae_sdk.errors import DHVAEError
 
-# The models' matrices are small (a few tokens, widths up to 768): past a few threads the
-# per-operator synchronisation costs more than the split saves.
+# A guard for big machines, not a measurement (the 2-core machine never reaches it): the
+# models' matrices are small (a few tokens, widths up to 768), so few threads already split them.
 MAX_THREADS = 4
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -36,7 +36,8 @@ def default_threads(processes: int = 1) -> int:
     if requested.isdigit() and int(requested) > 0:
         return int(requested)
     usable = min(_affinity_cpus(), _quota_cpus())
-    # The load average is machine-wide, so it is weighed against every CPU of the machine.
+    # The load average is machine-wide, so it is weighed against every CPU of the machine;
+    # rounded, so that the background load of an idle machine (0.1) does not cost a core.
     idle = (os.cpu_count() or usable) - _load_average()
     return max(1, min(usable, MAX_THREADS, int(idle + 0.5)) // max(1, processes))
 
