@@ -166,7 +166,7 @@ def open_backend(name: str, checkpoint: Path, model_dir: Path, threads: int | No
     if name == "torch":
         from dhvae_sdk.runtime.torch_backend import TorchBackend
 
-        return TorchBackend.from_checkpoint(checkpoint)
+        return TorchBackend.from_checkpoint(checkpoint, threads=threads)
     if name == "onnxruntime":
         from dhvae_sdk.runtime.onnx_backend import OnnxRuntimeBackend
 
@@ -192,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--onnx-precision", choices=("fp32", "int8"), default="int8",
                         help="the export ONNX Runtime runs (TensorRT always builds from fp32)")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch and ONNX Runtime (default: theirs)")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch and ONNX Runtime "
+                        "(default: dhvae_sdk.threads.default_threads)")
     parser.add_argument("--workdir", type=Path, help="keep the checkpoint and ONNX export here (reused when present)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -206,10 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     precisions = {"onnxruntime": args.onnx_precision, "tensorrt": "fp32"}
     model_dirs = {name: workdir / f"{checkpoint.stem}-onnx-{precision}" for name, precision in precisions.items()}
     model = build_model(get_preset(args.preset) if args.random_init else _config_of(checkpoint))
-    default_threads = torch.get_num_threads()  # OMP_NUM_THREADS's, or torch's own choice
     torch.set_num_threads(args.threads or os.cpu_count())  # floors: the cores the backends may use
     bandwidth, throughput = read_bandwidth(), matmul_throughput()
-    torch.set_num_threads(args.threads or default_threads)  # the torch backend's threads
     results, skipped = {}, {}
     for name in names:
         try:

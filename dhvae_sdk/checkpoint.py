@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -166,7 +166,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     path = os.fspath(path)
     config, metadata = read_checkpoint_config(path)
     # The weights come from the file: the CLIP file named for training is not read again.
-    config.text.clip_weights = None
+    config = replace(config, text=replace(config.text, clip_weights=None))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="No CLIP weights file given")
         model = build_model(config)

@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--model", help="checkpoint or exported model directory (default: the embedded demo model)")
     generate.add_argument("--backend", default="auto", help="auto, torch, onnxruntime or tensorrt")
     generate.add_argument("--device", help="cpu or cuda (default: automatic)")
+    generate.add_argument("--threads", type=int, help="CPU threads (default: the CPUs this process may use that "
+                          "other jobs leave idle, at most 4; OMP_NUM_THREADS when set)")
     length = generate.add_mutually_exclusive_group()
     length.add_argument("--seconds", type=float, help="length in seconds (default 7)")
     length.add_argument("--frames", type=int, help="length in frames")
@@ -69,7 +71,7 @@ def _generate(args) -> int:
 
     from dhvae_sdk import Generator
 
-    generator = Generator.from_pretrained(args.model, backend=args.backend, device=args.device)
+    generator = Generator.from_pretrained(args.model, backend=args.backend, device=args.device, threads=args.threads)
     print(f"dhvae: {generator.backend.describe()} ({generator.reason})", file=sys.stderr)
     bars = []  # opened by the first step, so that input errors print without a bar
 

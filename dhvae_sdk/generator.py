@@ -117,22 +117,37 @@ class Generator:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike | None = None, backend: str = "auto",
-                        device: str | None = None) -> "Generator":
+                        device: str | None = None, threads: int | None = None) -> "Generator":
         """``path``: a training checkpoint (.safetensors, runs on torch) or an exported model
         directory (ONNX Runtime / TensorRT); None for the embedded demo model. ``backend``:
-        "auto", "torch", "onnxruntime" or "tensorrt"; the choice and its reason are logged."""
-        chosen, reason = open_backend(path, backend, device)
+        "auto", "torch", "onnxruntime" or "tensorrt"; the choice and its reason are logged.
+        ``threads``: CPU threads of the backend (torch's are per process, so the torch backend
+        sets them for the whole process); None picks as many as the CPUs this process may use
+        and the other jobs leave idle (``dhvae_sdk.threads.default_threads``)."""
+        chosen, reason = open_backend(path, backend, device, threads)
         log.info("dhvae: using %s: %s", chosen.describe(), reason)
         return cls(chosen, reason)
 
-    def generate(self, texts: str | Sequence[str], seconds: float | None = None, frames: int | None = None,
+    def generate(self, texts: str | Sequence[str], *, seconds: float | None = None, frames: int | None = None,
                  num_samples: int = 1, seed: int | None = None, guidance: float | None = None,
                  steps: int | None = None, person_a: "Interaction | np.ndarray | None" = None,
                  progress: ProgressFn | None = None) -> list[Interaction]:
         """Motions for each text (``num_samples`` each, text-major order), all in one batch.
 
+        ``texts``: one description or a list of them.
+        ``seconds``: length in seconds (default 7 s, or the model's maximum when shorter);
+        or ``frames``: length in frames at the model's rate (``self.fps``, 30 for InterHuman
+        models), at most ``self.max_frames``. Give one of them, not both.
+        ``num_samples``: motions per text.
+        ``seed``: integer seed of the noise; the same seed gives the same motions on the same
+        backend (None: fresh randomness).
+        ``guidance``: classifier-free guidance scale, >= 0 (1: the text condition alone, 0:
+        no text; default the model's, 3.5 for InterHuman).
+        ``steps``: number of DDIM denoising steps (default the model's; 50 in every preset).
         ``person_a``: a given motion of person A (an Interaction, or InterHuman features
         [T, 262] in raw units); person B is generated around it and the length is its length.
+        ``progress``: called as ``progress(step, total)`` after each denoising step, ``step``
+        counting from 0.
         """
         texts = self._texts(texts)
         count = self._positive_int("num_samples", num_samples)
@@ -147,11 +162,13 @@ class Generator:
             inpainting = Inpainting(tokens, self._group_mask(("a",)))
         return self._run(rows, self._frames(seconds, frames), seed, guidance, steps, inpainting, progress)
 
-    def vary(self, interaction: Interaction, keep: str = "interaction", num_samples: int = 1,
+    def vary(self, interaction: Interaction, *, keep: str = "interaction", num_samples: int = 1,
              seed: int | None = None, guidance: float | None = None, steps: int | None = None,
              progress: ProgressFn | None = None) -> list[Interaction]:
         """New motions that keep part of ``interaction``'s latent: ``keep="interaction"`` keeps
-        z_g and resamples both individuals; ``keep="individuals"`` keeps z_a, z_b and resamples z_g."""
+        z_g and resamples both individuals; ``keep="individuals"`` keeps z_a, z_b and resamples z_g.
+        The length (in frames) and text are ``interaction``'s; ``num_samples``, ``seed``,
+        ``guidance``, ``steps`` and ``progress`` are as in ``generate``."""
         if not isinstance(interaction, Interaction):
             raise GeneratorError(f"vary needs an Interaction returned by generate, got {type(interaction).__name__}")
         if keep not in VARY_KEEPS:

@@ -8,6 +8,7 @@ layers too), so that each graph computes something non-trivial.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -21,11 +22,12 @@ TEXT_WIDTH = 48
 
 def micro_config():
     config = get_preset("tiny")
-    config.vae.person_layers = config.vae.interaction_layers = 1
-    config.vae.max_frames = MAX_FRAMES
-    config.denoiser.layers = 3
-    config.text.width, config.text.layers, config.text.mlp, config.text.head_ff = TEXT_WIDTH, 1, 96, 96
-    return config
+    return replace(
+        config,
+        vae=replace(config.vae, person_layers=1, interaction_layers=1, max_frames=MAX_FRAMES),
+        denoiser=replace(config.denoiser, layers=3),
+        text=replace(config.text, width=TEXT_WIDTH, layers=1, mlp=96, head_ff=96),
+    )
 
 
 def save_micro_checkpoint(path: Path, seed: int = 0) -> Path:

@@ -1,6 +1,7 @@
 """dhvae_sdk.checkpoint: bit-exact round trips, atomic writes, clear refusals."""
 import json
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -19,8 +20,7 @@ SCALES = torch.tensor([0.7, 1.3, 0.2])
 def tiny_model(kind="dhvae", seed=0):
     torch.manual_seed(seed)
     config = get_preset("tiny")
-    config.vae.kind = kind
-    return build_model(config)
+    return build_model(replace(config, vae=replace(config.vae, kind=kind)))
 
 
 def save(path, model, stage="denoiser", **extra):
@@ -160,8 +160,7 @@ def test_checkpoint_carries_the_text_tower_and_needs_no_clip_file(tmp_path):
     tower = tiny_model(seed=3).text.tower.state_dict()  # stored in open_clip's layout
     save_file({("transformer." if key.startswith("resblocks.") else "") + key: value for key, value in tower.items()},
               str(clip_file))
-    config.text.clip_weights = str(clip_file)
-    model = build_model(config)
+    model = build_model(replace(config, text=replace(config.text, clip_weights=str(clip_file))))
     path = tmp_path / "model.safetensors"
     save(path, model)
     assert any(key.startswith("text.tower.resblocks.") for key in load_file(str(path)))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from dhvae_sdk.cli import main
 from dhvae_sdk.manifest import FORMAT_VERSION, Manifest, describe_file, write_manifest
@@ -49,9 +50,14 @@ def test_generate_bvh_writes_one_file_per_person(checkpoint, tmp_path):
     assert load_bvh(tmp_path / "fight_a.bvh").joints.shape[0] == 12
 
 
-def test_generate_gif(checkpoint, tmp_path):
-    assert main(["generate", "they dance", "--model", str(checkpoint), "-o", str(tmp_path / "d.gif"),
-                 "--seconds", "0.3", "--steps", "2"]) == 0
+def test_generate_gif_on_the_given_threads(checkpoint, tmp_path):
+    previous = torch.get_num_threads()
+    try:
+        assert main(["generate", "they dance", "--model", str(checkpoint), "-o", str(tmp_path / "d.gif"),
+                     "--seconds", "0.3", "--steps", "2", "--threads", "2"]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
     assert (tmp_path / "d.gif").read_bytes()[:3] == b"GIF"
 
 
@@ -62,6 +68,7 @@ def test_generate_gif(checkpoint, tmp_path):
     (["generate", "", "--model", "{ckpt}", "-o", "{tmp}/o.npz"], "text 0 is empty"),
     (["generate", "x", "--model", "{ckpt}", "--frames", "0", "-o", "{tmp}/o.npz"], "frames must be a positive integer"),
     (["generate", "x", "--model", "{ckpt}", "--seconds", "99", "-o", "{tmp}/o.npz"], "longer than this model's maximum"),
+    (["generate", "x", "--model", "{ckpt}", "--threads", "0", "-o", "{tmp}/o.npz"], "threads must be a positive integer"),
     (["generate", "x", "--model", "{ckpt}", "--backend", "onnxruntime", "-o", "{tmp}/o.npz"], "export/to_onnx.py"),
     (["info", "{tmp}"], "has no manifest.json"),
 ])

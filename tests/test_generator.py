@@ -175,6 +175,28 @@ def test_vary_rejects_bad_arguments(torch_gen):
         torch_gen.vary(original.joints)
 
 
+def test_arguments_after_the_texts_and_the_interaction_are_keyword_only(torch_gen):
+    original = torch_gen.generate("ok", frames=10, steps=2)[0]
+    with pytest.raises(TypeError, match="positional"):
+        torch_gen.generate("ok", 1.0)
+    with pytest.raises(TypeError, match="positional"):
+        torch_gen.vary(original, "individuals")
+
+
+def test_threads_option_reaches_torch_and_onnxruntime(checkpoint, model_dir):
+    previous = torch.get_num_threads()
+    try:
+        Generator.from_pretrained(checkpoint, threads=2)
+        assert torch.get_num_threads() == 2  # torch's threads are the process's
+    finally:
+        torch.set_num_threads(previous)
+    sessions = Generator.from_pretrained(model_dir, threads=2).backend.sessions
+    assert sessions["decoder"].get_session_options().intra_op_num_threads == 2
+    assert sessions["sampler_step"].get_session_options().intra_op_num_threads == 1  # too small to split
+    with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
+        Generator.from_pretrained(model_dir, threads=0)
+
+
 def test_too_long_text_is_truncated_with_a_warning(torch_gen):
     with pytest.warns(UserWarning, match="truncated"):
         [motion] = torch_gen.generate("they walk " * 60, frames=10, steps=2)

@@ -1,5 +1,7 @@
 """Stage-1 losses (the release's recipe): masking, the joint dims, the KL mean, the triplet
 loss and the per-axis shifts behind it."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -134,7 +136,7 @@ def test_vae_losses_weighted_sum_and_representation_without_joints():
 def test_flat_vae_ablation_trains_on_the_same_losses():
     torch.manual_seed(0)
     config = get_preset("tiny")
-    config.vae.kind = "flat"
+    config = replace(config, vae=replace(config.vae, kind="flat"))
     losses = vae_losses(build_vae(config.vae), real_pairs(2), torch.ones(2, 24, dtype=torch.bool), REPRESENTATION,
                         config.loss)
     assert set(losses) == {"recon", "kl", "joint", "triplet", "loss"}

@@ -81,6 +81,21 @@ def test_config_values_are_checked():
     assert set(VAE_BUILDERS) == set(VAE_KINDS)
 
 
+def test_configs_are_frozen_and_changed_by_replace_into_independent_copies():
+    config = get_preset("tiny")
+    for owner, name in [(config, "fps"), (config.vae, "kind"), (config.denoiser, "guidance"),
+                        (config.text, "clip_weights"), (config.loss, "w_tri")]:
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(owner, name, getattr(owner, name))
+    flat = dataclasses.replace(config, vae=dataclasses.replace(config.vae, kind="flat"))
+    interx = get_preset("tiny", "interx")
+    assert (flat.vae.kind, config.vae.kind, get_preset("tiny").vae.kind) == ("flat", "dhvae", "dhvae")
+    assert (interx.feature_dim, interx.denoiser.guidance, interx.fps) == (336, 3.0, 30)
+    assert (config.feature_dim, config.denoiser.guidance) == (262, 3.5) and get_preset("tiny") == config
+    with pytest.raises(ValueError, match="interaction_layers must be odd"):  # a replace is checked too
+        dataclasses.replace(config.vae, interaction_layers=4)
+
+
 def test_paper_preset_is_the_released_configuration():
     config = get_preset("paper")
     vae = config.vae

@@ -3,6 +3,7 @@
 Runs use the tiny preset, one torch thread per process (the test machine's cores are shared)
 and FK-built pairs (tests/fk_motions.py) or a small procedural dataset.
 """
+import dataclasses
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from dhvae_sdk.models.evaluator import tokenize
 from tests.fk_motions import write_interhuman
 from training.data import InterHumanDataset, make_loader
 from training.main import main
+from training.options import TrainOptions, build_parser, parse_options
 from training.stages.common import representation_of
 from training.stages.denoiser import RELEASE_LATENT_SCALES, DenoiserObjective, sample_stds
 from training.trainer import LoopConfig, lr_factor
@@ -201,6 +203,30 @@ def test_same_seed_gives_bit_identical_weights(four_pairs, tmp_path):
 def test_restart_with_other_options_is_refused(vae_run, two_pairs):
     with pytest.raises(SystemExit, match="lr"):
         run_main(*vae_args(two_pairs, vae_run, 200, "--batch-size", 2, "--lr", 1e-4, "--no-augment"))
+
+
+def test_one_options_dataclass_makes_the_command_line_and_the_run_identity():
+    parser = build_parser("p", "d")
+    flags = {flag for action in parser._actions for flag in action.option_strings} - {"-h", "--help"}
+    names = [item.name for item in dataclasses.fields(TrainOptions)]
+    assert flags == {"--" + name.replace("_", "-") for name in names if name != "stage"}
+    options = parse_options(["denoiser", "--preset", "tiny", "--data-root", "d", "--out", "o", "--vae", "v.safetensors",
+                             "--no-augment", "--lr", "1e-3"], "p", "d")
+    assert (options.batch_size, options.lr_schedule, options.grad_clip) == (64, "release", 0.0)  # the stage's
+    assert (options.vae, options.no_augment, options.steps, options.threads) == (Path("v.safetensors"), True, 10000, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.lr = 1.0
+    # The run.json of a run started before the options became a dataclass (runs/demo/vae/run.json).
+    recorded = {"stage": "vae", "preset": "tiny", "dataset": "synthetic", "data_root": "/data", "seed": 0,
+                "batch_size": 32, "lr": 0.001, "lr_schedule": "release", "max_frames": 120, "no_augment": False,
+                "vae": None, "vae_kind": None, "w_tri": None, "clip_weights": None, "latent_views": 4,
+                "latent_scales": "release"}
+    same = parse_options(["vae", "--preset", "tiny", "--dataset", "synthetic", "--data-root", "/data", "--out", "o",
+                          "--lr", "1e-3", "--max-frames", "120", "--steps", "5", "--threads", "2"], "p", "d")
+    assert same.identity() == recorded and same.identity_changes(recorded) == {}
+    older = {key: value for key, value in recorded.items() if key != "latent_scales"}
+    assert same.identity_changes(older) == {}  # an option the record predates counts at its default
+    assert dataclasses.replace(same, lr=1e-4, seed=2).identity_changes(recorded) == {"seed": (0, 2), "lr": (0.001, 1e-4)}
 
 
 def test_mixed_precision_is_refused_on_cpu(four_pairs, tmp_path):

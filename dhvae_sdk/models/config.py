@@ -2,15 +2,17 @@
 
 The architecture is the released DHVAE's (``shared/reference/official-dhvae.md``); ``paper``
 is the released configuration, ``small`` and ``tiny`` are narrower, shallower ones of it.
-A config round-trips through a JSON dict: ``to_dict()`` / ``from_dict()``. ``from_dict``
-rejects unknown keys and wrongly typed values; missing keys take the field's default, so a
-user's JSON file can override only what it changes.
+Configs are frozen: a changed one is a new one, made with ``dataclasses.replace`` (nested:
+``replace(config, vae=replace(config.vae, kind="flat"))``), so a config that a model's modules
+share cannot change under them. A config round-trips through a JSON dict: ``to_dict()`` /
+``from_dict()``. ``from_dict`` rejects unknown keys and wrongly typed values; missing keys take
+the field's default, so a user's JSON file can override only what it changes.
 """
 from __future__ import annotations
 
 import dataclasses
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..motion import interhuman, interx
 
@@ -85,7 +87,7 @@ def _require_dropout(owner: str, value: float) -> None:
     _require(0.0 <= value < 1.0, f"{owner}.dropout must be in [0, 1), got {value!r}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class VAEConfig(ConfigDict):
     """The motion VAE. ``kind`` "dhvae" is the released DHVAE architecture, "flat" the
     MLD-style baseline of the ablation (one joint latent for both persons).
@@ -142,7 +144,7 @@ class VAEConfig(ConfigDict):
         return 2 * self.latent_tokens + self.max_frames
 
 
-@dataclass
+@dataclass(frozen=True)
 class DenoiserConfig(ConfigDict):
     """The latent denoiser (AdaLN Transformer of the latent's width) and its diffusion process.
 
@@ -189,7 +191,7 @@ class DenoiserConfig(ConfigDict):
         _require(self.eta >= 0.0, f"denoiser.eta must be >= 0, got {self.eta}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TextEncoderConfig(ConfigDict):
     """Text conditioning: a CLIP text tower, ``head_layers`` unmasked post-norm layers, a
     LayerNorm, the feature at the end-of-text token. Its width is the condition width.
@@ -225,7 +227,7 @@ class TextEncoderConfig(ConfigDict):
         _require_dropout("text", self.dropout)
 
 
-@dataclass
+@dataclass(frozen=True)
 class LossConfig(ConfigDict):
     """Stage-1 loss weights (the release's recipe) and the triplet loss's shifts.
 
@@ -282,7 +284,7 @@ DATASETS = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class DHVAEConfig(ConfigDict):
     """Everything needed to rebuild the model bundle; saved in every checkpoint."""
 
@@ -341,8 +343,8 @@ def get_preset(name: str, dataset: str = "interhuman") -> DHVAEConfig:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}")
     config = PRESETS[name]()
     defaults = DATASETS[dataset]
-    config.dataset = dataset
-    config.fps = defaults.fps
-    config.vae.feature_dim = defaults.feature_dim
-    config.denoiser.guidance = defaults.guidance
-    return config
+    return replace(
+        config, dataset=dataset, fps=defaults.fps,
+        vae=replace(config.vae, feature_dim=defaults.feature_dim),
+        denoiser=replace(config.denoiser, guidance=defaults.guidance),
+    )

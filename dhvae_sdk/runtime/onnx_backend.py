@@ -23,6 +23,7 @@ from dhvae_sdk.motion import Normalizer
 from dhvae_sdk.runtime.base import Backend, Inpainting, LoopPlan, NullModulation, ProgressFn, scheduler_of
 from dhvae_sdk.runtime.engine import BackendUnavailableError
 from dhvae_sdk.sampling import NumpyOps
+from dhvae_sdk.threads import resolve_threads
 
 GRAPHS = ("text_encoder", "modulation", "sampler_step", "decoder", "encoder")
 CUDA = "CUDAExecutionProvider"
@@ -65,6 +66,7 @@ class OnnxRuntimeBackend(Backend):
         self.normalizer = normalizer_of(manifest)
         self.null_text = manifest.null_text_embedding.astype(np.float32)
         providers = _requested_providers(ort, device)
+        threads = resolve_threads(threads)
         self.sessions = {}
         for role in GRAPHS:
             options = _session_options(ort, 1 if role == "sampler_step" else threads)
@@ -140,7 +142,7 @@ class OnnxRuntimeBackend(Backend):
         return self.sessions["encoder"].run(None, {"features": features.astype(np.float32), "mask": mask})[0]
 
 
-def _session_options(ort, threads: int | None):
+def _session_options(ort, threads: int):
     """Workers do not spin: idle spinning workers of one session steal the cores that the next
     session's run needs. The step graph gets one thread (the caller passes 1): with three
     tokens per person its products are too small to split, it measured as fast on one thread
@@ -148,8 +150,7 @@ def _session_options(ort, threads: int | None):
     held a core (5.2 against 10.5 ms)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
+    options.intra_op_num_threads = threads
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 

@@ -56,14 +56,15 @@ def _require_current_demo(path: Path, read) -> None:
         ) from None
 
 
-def open_backend(path: str | os.PathLike | None, backend: str = "auto",
-                 device: str | None = None) -> tuple[Backend, str]:
-    """The backend that runs ``path`` and one sentence on why it was chosen."""
+def open_backend(path: str | os.PathLike | None, backend: str = "auto", device: str | None = None,
+                 threads: int | None = None) -> tuple[Backend, str]:
+    """The backend that runs ``path`` and one sentence on why it was chosen. ``threads``: CPU
+    threads of torch or ONNX Runtime (None: ``dhvae_sdk.threads.default_threads()``)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     path = demo_path(backend) if path is None else Path(path)
     if path.is_dir():
-        return _open_model_directory(path, backend, device)
+        return _open_model_directory(path, backend, device, threads)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; pass a training checkpoint (.safetensors or a released .ckpt) or an exported model directory")
     if backend in ("onnxruntime", "tensorrt"):
@@ -75,10 +76,11 @@ def open_backend(path: str | os.PathLike | None, backend: str = "auto",
     from dhvae_sdk.runtime.torch_backend import TorchBackend
 
     reason = "requested" if backend == "torch" else "a training checkpoint runs on PyTorch (export it with export/to_onnx.py for ONNX Runtime)"
-    return TorchBackend.from_checkpoint(path, device), reason
+    return TorchBackend.from_checkpoint(path, device, threads), reason
 
 
-def _open_model_directory(path: Path, backend: str, device: str | None) -> tuple[Backend, str]:
+def _open_model_directory(path: Path, backend: str, device: str | None,
+                          threads: int | None) -> tuple[Backend, str]:
     manifest = read_manifest(path)
     if backend == "torch":
         raise ModelFormatError(
@@ -96,7 +98,7 @@ def _open_model_directory(path: Path, backend: str, device: str | None) -> tuple
             raise BackendUnavailableError(trt_problem)
     from dhvae_sdk.runtime.onnx_backend import OnnxRuntimeBackend
 
-    chosen = OnnxRuntimeBackend(manifest, device=device)
+    chosen = OnnxRuntimeBackend(manifest, device=device, threads=threads)
     if backend == "onnxruntime":
         return chosen, "requested"
     if trt_problem is None:

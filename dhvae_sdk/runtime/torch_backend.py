@@ -20,6 +20,7 @@ from dhvae_sdk.models import lengths_to_mask, scale_latents, unscale_latents
 from dhvae_sdk.motion import Normalizer
 from dhvae_sdk.runtime.base import Backend, Inpainting, NullModulation, ProgressFn, scheduler_of
 from dhvae_sdk.sampling import NumpyOps, sample_latents
+from dhvae_sdk.threads import resolve_threads
 
 
 @dataclass
@@ -59,8 +60,12 @@ class TorchBackend(Backend):
         self.null_modulation = NullModulation(lambda timesteps: self._modulation(timesteps, self.null_text))
 
     @classmethod
-    def from_checkpoint(cls, path: Path, device: str | torch.device | None = None) -> "TorchBackend":
-        """A dhvae-sdk checkpoint, or a released Lightning ``.ckpt`` converted on the fly."""
+    def from_checkpoint(cls, path: Path, device: str | torch.device | None = None,
+                        threads: int | None = None) -> "TorchBackend":
+        """A dhvae-sdk checkpoint, or a released Lightning ``.ckpt`` converted on the fly.
+        ``threads``: torch's CPU threads, which are per process: this sets them for the whole
+        process (None: ``dhvae_sdk.threads.default_threads()``)."""
+        torch.set_num_threads(resolve_threads(threads))
         if Path(path).suffix == ".ckpt":
             from dhvae_sdk.convert import read_official
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -207,13 +208,13 @@ class DenoiserStage:
     def _use_clip_weights(self, recorded: str | None) -> None:
         """--clip-weights loads a CLIP tower over the one in the VAE checkpoint (which holds
         whatever the VAE stage had: the tower is not used before this stage)."""
-        text = self.model.text
+        text, config = self.model.text, self.model.config
+        clip_weights = recorded
         if self.options.clip_weights is not None:
             text.tower.load_clip_weights(self.options.clip_weights)
-            self.model.config.text.clip_weights = self.options.clip_weights
-        else:
-            self.model.config.text.clip_weights = recorded
-        if self.model.config.text.clip_weights is None and not text.config.train_tower:
+            clip_weights = self.options.clip_weights
+        self.model.config = replace(config, text=replace(config.text, clip_weights=clip_weights))
+        if clip_weights is None and not text.config.train_tower:
             log.warning("the CLIP text tower is frozen but was never loaded (no --clip-weights here nor at "
                         "the vae stage): the text condition is random features; pass --clip-weights PATH")
 

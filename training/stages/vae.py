@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -66,12 +67,13 @@ class VAEStage:
     checkpoint_name = "checkpoint.safetensors"
 
     def __init__(self, options: StageOptions, context: ProcessContext):
-        config = get_preset(options.preset, options.dataset)
-        config.text.clip_weights = options.clip_weights
-        if options.vae_kind is not None:
-            config.vae.kind = options.vae_kind
-        if options.w_tri is not None:
-            config.loss.w_tri = options.w_tri
+        preset = get_preset(options.preset, options.dataset)
+        config = replace(
+            preset,
+            text=replace(preset.text, clip_weights=options.clip_weights),
+            vae=replace(preset.vae, kind=options.vae_kind or preset.vae.kind),
+            loss=preset.loss if options.w_tri is None else replace(preset.loss, w_tri=options.w_tri),
+        )
         if options.max_frames is not None and options.max_frames > config.vae.max_frames:
             raise ValueError(f"--max-frames {options.max_frames} exceeds the {options.preset} VAE's "
                              f"{config.vae.max_frames} frames; pass at most {config.vae.max_frames}")
