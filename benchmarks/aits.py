@@ -42,6 +42,7 @@ import torch
 from onnx import numpy_helper
 
 from dhvae_sdk.checkpoint import save_checkpoint
+from dhvae_sdk.graph_contract import SAMPLER_STEP, TEXT_ENCODER
 from dhvae_sdk.manifest import is_model_directory, read_manifest
 from dhvae_sdk.models import PRESETS, build_model, count_parameters, get_preset, tokenize
 from dhvae_sdk.runtime import BackendUnavailableError
@@ -224,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             weight_bytes, text_bytes = step_weight_bytes(model), text_weight_bytes(model)
         else:
             manifest = read_manifest(model_dirs[name])
-            weight_bytes = graph_weight_bytes(manifest.file_path("sampler_step"))
-            text_bytes = graph_weight_bytes(manifest.file_path("text_encoder"))
+            weight_bytes = graph_weight_bytes(manifest.file_path(SAMPLER_STEP.role))
+            text_bytes = graph_weight_bytes(manifest.file_path(TEXT_ENCODER.role))
         floor = weight_bytes * args.steps / bandwidth
         text_floor = max(text_bytes / bandwidth, text_flops(model) / throughput)
         results[name].update(step_weight_bytes=weight_bytes, floor_s=floor, loop_vs_floor=results[name]["loop_s"] / floor,

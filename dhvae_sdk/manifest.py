@@ -23,7 +23,8 @@ FORMAT_NAME = "dhvae-model"
 # Bump the major when a reader of the old layout would misread the new one. 2: the released
 # DHVAE architecture (condition of the text width, modulation rows of the latent width, the
 # empty string's encoding as the null text); 1.x graphs were the retired architecture's.
-FORMAT_VERSION = (2, 0)
+# 2.1: the encoder graph also outputs the posterior's log-variances (2.0 readers use its first output).
+FORMAT_VERSION = (2, 1)
 _HASH_CHUNK = 1 << 22
 
 

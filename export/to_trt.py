@@ -18,8 +18,8 @@ if __package__ in (None, ""):  # run as a script from a source tree
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dhvae_sdk.manifest import ModelFormatError, read_manifest
-from dhvae_sdk.runtime.engine import BackendUnavailableError, Engine, import_tensorrt, require_cuda
-from dhvae_sdk.runtime.onnx_backend import config_of
+from dhvae_sdk.runtime.base import BackendUnavailableError, config_of
+from dhvae_sdk.runtime.engine import Engine, import_tensorrt, require_cuda
 from dhvae_sdk.runtime.tensorrt_backend import ENGINE_DIR, engine_paths
 from export.descriptors import DESCRIPTORS
 
@@ -31,7 +31,7 @@ def build_engines(model_dir: Path, timing_cache: Path | None = None) -> dict[str
     manifest = read_manifest(model_dir)
     config = config_of(manifest)
     paths = engine_paths(model_dir)
-    paths["text_encoder"].parent.mkdir(exist_ok=True)
+    (model_dir / ENGINE_DIR).mkdir(exist_ok=True)
     cache = timing_cache or model_dir / ENGINE_DIR / TIMING_CACHE
     for descriptor in DESCRIPTORS:
         print(f"building {paths[descriptor.role]} ...", file=sys.stderr)

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from dhvae_sdk.checkpoint import load_checkpoint
+from dhvae_sdk.graph_contract import ROLES
 from dhvae_sdk.manifest import FORMAT_VERSION, read_manifest
 from dhvae_sdk.models import DHVAEConfig, empty_text_tokens
-from dhvae_sdk.runtime.onnx_backend import GRAPHS, OnnxRuntimeBackend
+from dhvae_sdk.runtime.onnx_backend import OnnxRuntimeBackend
 from dhvae_sdk.runtime.torch_backend import TorchBackend
 from dhvae_sdk.sampling import NumpyOps
 from export import to_onnx
@@ -49,7 +50,7 @@ def exported_int8(checkpoint, tmp_path_factory):
 
 def test_every_graph_matches_pytorch_within_fp32_tolerance(exported):
     directory, reports = exported
-    assert [r.role for r in reports] == list(GRAPHS)
+    assert [r.role for r in reports] == list(ROLES)
     for report in reports:
         assert report.path.parent == directory and report.path.is_file()
         assert 0.0 < report.max_error <= to_onnx.tolerance("fp32", report.output_scale), report
@@ -121,6 +122,7 @@ def test_graphs_use_opset_18_or_newer_with_dynamic_batch_and_length(exported):
     for descriptor in DESCRIPTORS:
         model = onnx.load(str(directory / descriptor.file_name), load_external_data=False)
         assert [i.name for i in model.graph.input] == list(descriptor.inputs)
+        assert [o.name for o in model.graph.output] == list(descriptor.outputs)
         assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 18
         first_input = model.graph.input[0].type.tensor_type.shape.dim
         symbolic = [d.dim_param for d in first_input if d.dim_param]
@@ -143,7 +145,7 @@ def test_manifest_records_config_statistics_versions_and_hashes(checkpoint, expo
     assert manifest.null_text_embedding.shape == (TEXT_WIDTH,) and np.abs(empty).max() > 0.1
     np.testing.assert_allclose(manifest.null_text_embedding, empty, atol=1e-6)  # the empty string's encoding
     assert {"torch", "onnx", "onnxruntime", "opset"} <= set(manifest.versions)
-    assert set(manifest.files) == set(GRAPHS)
+    assert set(manifest.files) == set(ROLES)
     assert all(len(entry.sha256) == 64 for entry in manifest.files.values())
     assert sorted(p.name for p in directory.iterdir()) == sorted([*(d.file_name for d in DESCRIPTORS), "manifest.json"])
 

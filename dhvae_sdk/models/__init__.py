@@ -11,7 +11,7 @@ from .config import (
 from .denoiser import Denoiser
 from .dhvae import DHVAE
 from .flat_vae import FlatVAE
-from .latent import GROUPS, LatentPosterior, join_groups, scale_latents, split_groups, unscale_latents
+from .latent import GROUPS, LatentPosterior, join_groups, scale_latents, scale_logvars, split_groups, unscale_latents
 from .layers import lengths_to_mask
 from .text_encoder import TextEncoder, empty_text_tokens, tokenize
 from .vae_common import MotionVAE
@@ -21,5 +21,5 @@ __all__ = [
     "DHVAEConfig", "VAEConfig", "DenoiserConfig", "TextEncoderConfig", "LossConfig", "get_preset",
     "DHVAEModel", "MotionVAE", "DHVAE", "FlatVAE", "Denoiser", "TextEncoder", "LatentPosterior",
     "build_model", "build_vae", "count_parameters", "tokenize", "empty_text_tokens", "lengths_to_mask",
-    "split_groups", "join_groups", "scale_latents", "unscale_latents",
+    "split_groups", "join_groups", "scale_latents", "scale_logvars", "unscale_latents",
 ]

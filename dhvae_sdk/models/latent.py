@@ -41,6 +41,12 @@ def scale_latents(tokens: torch.Tensor, scales: torch.Tensor, tokens_per_group: 
     return tokens / _per_token_scales(scales, tokens, tokens_per_group)
 
 
+def scale_logvars(logvars: torch.Tensor, scales: torch.Tensor, tokens_per_group: int) -> torch.Tensor:
+    """Log-variances of VAE latents -> those of their denoiser-space values (``scale_latents``
+    divides a value by s, so its variance by s^2)."""
+    return logvars - 2.0 * torch.log(_per_token_scales(scales, logvars, tokens_per_group))
+
+
 def unscale_latents(tokens: torch.Tensor, scales: torch.Tensor, tokens_per_group: int) -> torch.Tensor:
     """Denoiser space -> VAE latent (inverse of ``scale_latents``)."""
     return tokens * _per_token_scales(scales, tokens, tokens_per_group)

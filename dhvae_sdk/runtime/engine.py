@@ -16,14 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dhvae_sdk.atomic_file import atomic_output
-from dhvae_sdk.errors import DHVAEError
 from dhvae_sdk.manifest import ModelFormatError
+from dhvae_sdk.runtime.base import BackendUnavailableError
 
 WORKSPACE_BYTES = 4 << 30
-
-
-class BackendUnavailableError(DHVAEError, RuntimeError):
-    """The requested backend cannot run on this machine (library or device missing)."""
 
 
 def import_tensorrt():

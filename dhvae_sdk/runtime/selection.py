@@ -11,8 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from dhvae_sdk.manifest import ModelFormatError, is_model_directory, read_manifest
-from dhvae_sdk.runtime.base import Backend
-from dhvae_sdk.runtime.engine import BackendUnavailableError
+from dhvae_sdk.runtime.base import Backend, BackendUnavailableError
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 DEMO_CHECKPOINT = "demo.safetensors"
