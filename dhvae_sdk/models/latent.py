@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-GROUPS = ("a", "b", "g")
+from .config import GROUPS
 
 
 def split_groups(tokens: torch.Tensor, tokens_per_group: int) -> dict[str, torch.Tensor]:
