@@ -1,6 +1,6 @@
 """AITS: average inference time per sentence, per backend, and how far it is from the memory floor.
 
-    python benchmarks/aits.py --preset paper --random-init --backend all --json aits.json
+    python -m benchmarks.aits --preset paper --random-init --backend all --json aits.json
 
 One sentence, batch 1, ``--steps`` DDIM steps (50) with guidance, ``--frames`` frames (210).
 AITS = sampling loop (modulation table + steps) + VAE decoding; the text encoder (the CLIP
@@ -8,7 +8,7 @@ tower and its head, run once per request on the sentence; the empty string's enc
 constant of the model, cached by every backend) is timed on its own. Random weights time the
 same as trained ones (no layer is skipped or sparse).
 ONNX Runtime runs the ``--onnx-precision`` export (default int8, the CPU deployment format of
-``export/to_onnx.py --int8``; fp32 for the full-precision graphs); TensorRT runs fp32 engines.
+``python -m export.to_onnx --int8``; fp32 for the full-precision graphs); TensorRT runs fp32 engines.
 
 Memory floor: each step reads the step's weights once (the conditional and unconditional
 rows share one call; the modulation heads run before the loop), so the loop cannot be faster
@@ -182,7 +182,7 @@ def open_backend(name: str, checkpoint: Path, model_dir: Path, threads: int | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.aits", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="paper")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--random-init", action="store_true", help="time a randomly initialized model")
@@ -194,12 +194,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onnx-precision", choices=("fp32", "int8"), default="int8",
                         help="the export ONNX Runtime runs (TensorRT always builds from fp32)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch and ONNX Runtime (default: theirs)")
-    parser.add_argument("--workdir", type=Path, help="keep the checkpoint and ONNX export here (reused when present)")
+    parser.add_argument("--workdir", type=Path,
+                        help="keep the checkpoint and ONNX export here (reused when present); "
+                             "default: a temporary folder, removed at the end")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        return run(args, args.workdir)
+    with tempfile.TemporaryDirectory(prefix="dhvae-aits-") as workdir:  # removed on errors too
+        return run(args, Path(workdir))
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dhvae-aits-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+
+def run(args: argparse.Namespace, workdir: Path) -> int:
+    """Times the backends of ``args`` with the checkpoint and exports in ``workdir``."""
     checkpoint = args.checkpoint or workdir / f"{args.preset}-random.safetensors"
     if args.random_init and not checkpoint.is_file():
         random_checkpoint(args.preset, checkpoint)

@@ -1,6 +1,6 @@
 """Export a training checkpoint to an ONNX model directory and check it against PyTorch.
 
-    python export/to_onnx.py CHECKPOINT --out MODEL_DIR [--fp16 | --int8]
+    python -m export.to_onnx CHECKPOINT --out MODEL_DIR [--fp16 | --int8]
 
 Writes one graph per ``export.descriptors.DESCRIPTORS`` entry (dynamo exporter, opset 20,
 dynamic batch, frames and steps) and ``manifest.json``. Every graph is run with ONNX Runtime
@@ -233,7 +233,7 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m export.to_onnx", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="training checkpoint (.safetensors)")
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     precision = parser.add_mutually_exclusive_group()

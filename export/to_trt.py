@@ -1,6 +1,6 @@
 """Build TensorRT engines for an exported model (or export a checkpoint first).
 
-    python export/to_trt.py MODEL_DIR|CHECKPOINT [--fp16] [--timing-cache PATH]
+    python -m export.to_trt MODEL_DIR|CHECKPOINT [--fp16] [--timing-cache PATH]
 
 Engines go to MODEL_DIR/tensorrt/<graph>.plan, each with a JSON record of the GPU and the
 TensorRT version it was built for (the runtime refuses to load it elsewhere). Shape profiles:
@@ -47,7 +47,7 @@ def model_directory(source: Path, fp16: bool) -> Path:
         if manifest.precision != precision:
             raise ModelFormatError(
                 f"{source} holds {manifest.precision} graphs and engines take the graphs' precision; export a "
-                f"{precision} model with `python export/to_onnx.py CHECKPOINT --out DIR{' --fp16' if fp16 else ''}`"
+                f"{precision} model with `python -m export.to_onnx CHECKPOINT --out DIR{' --fp16' if fp16 else ''}`"
             )
         return source
     from export.to_onnx import export_model
@@ -58,7 +58,7 @@ def model_directory(source: Path, fp16: bool) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m export.to_trt", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="exported model directory or training checkpoint")
     parser.add_argument("--fp16", action="store_true", help="build from fp16 graphs")
     parser.add_argument("--timing-cache", type=Path, help=f"default: MODEL_DIR/{ENGINE_DIR}/{TIMING_CACHE}")

@@ -1,4 +1,4 @@
-"""export/to_onnx.py: graphs, manifest, parity with PyTorch, loud failures, atomic output."""
+"""python -m export.to_onnx: graphs, manifest, parity with PyTorch, loud failures, atomic output."""
 from __future__ import annotations
 
 import shutil
@@ -117,6 +117,16 @@ def test_tensorrt_refuses_an_int8_directory_and_names_the_fix(exported_int8):
         model_directory(exported_int8[0], fp16=False)
 
 
+def test_an_int8_directory_runs_on_onnxruntime_and_says_why_not_tensorrt(exported_int8):
+    from dhvae_sdk.runtime import BackendUnavailableError, open_backend
+
+    backend, reason = open_backend(exported_int8[0])
+    assert backend.name == "onnxruntime"
+    assert reason.startswith("TensorRT is not used: an int8 model runs on ONNX Runtime only"), reason
+    with pytest.raises(BackendUnavailableError, match=r"int8 .* export fp32 or fp16 graphs"):
+        open_backend(exported_int8[0], backend="tensorrt")
+
+
 def test_graphs_use_opset_18_or_newer_with_dynamic_batch_and_length(exported):
     directory, _ = exported
     for descriptor in DESCRIPTORS:
@@ -184,6 +194,13 @@ def test_command_line_reports_a_bad_checkpoint_and_exits_nonzero(tmp_path):
     assert result.returncode == 1
     assert "bad.safetensors" in result.stderr and result.stderr.startswith("error:")
     assert not (tmp_path / "m").exists()
+
+
+def test_the_module_form_is_the_documented_command():
+    result = subprocess.run([sys.executable, "-m", "export.to_onnx", "--help"], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m export.to_onnx") and "--int8" in result.stdout
 
 
 def test_refuses_to_overwrite_a_directory_that_is_not_a_model(checkpoint, tmp_path):

@@ -189,7 +189,7 @@ def test_too_long_text_is_truncated_with_a_warning(torch_gen):
 def test_unknown_backend_and_wrong_pairings_name_the_fix(checkpoint, model_dir, tmp_path):
     with pytest.raises(ValueError, match="unknown backend 'tpu'"):
         Generator.from_pretrained(model_dir, backend="tpu")
-    with pytest.raises(ModelFormatError, match="export/to_onnx.py"):
+    with pytest.raises(ModelFormatError, match="python -m export.to_onnx"):
         Generator.from_pretrained(checkpoint, backend="onnxruntime")
     with pytest.raises(ModelFormatError, match="training checkpoints"):
         Generator.from_pretrained(model_dir, backend="torch")
@@ -228,7 +228,7 @@ def _edit_manifest(directory, edit):
     (lambda d: (d / MANIFEST_NAME).write_text("{not json"), "not valid JSON"),
     (lambda d: _edit_manifest(d, lambda m: m.update(format="other-model")), "not a dhvae model manifest"),
     (lambda d: _edit_manifest(d, lambda m: m.update(format_version=[1, 0])),
-     r"format version 1.0, an export of an older model architecture .* re-export it .*export/to_onnx.py"),
+     r"format version 1.0, an export of an older model architecture .* re-export it .*python -m export.to_onnx"),
     (lambda d: _edit_manifest(d, lambda m: m.update(format_version=[3, 0])), "format version 3.0, newer"),
     (lambda d: _edit_manifest(d, lambda m: m.pop("files")), "incomplete or malformed"),
     (lambda d: _edit_manifest(d, lambda m: m["config"]["vae"].update(width="wide")), "config is invalid"),

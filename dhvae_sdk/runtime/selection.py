@@ -68,12 +68,12 @@ def open_backend(path: str | os.PathLike | None, backend: str = "auto",
     if backend in ("onnxruntime", "tensorrt"):
         raise ModelFormatError(
             f"{path} is a training checkpoint and the {backend} backend runs exported models: run "
-            f"`python export/to_onnx.py {path} --out MODEL_DIR`{' and export/to_trt.py' if backend == 'tensorrt' else ''} "
+            f"`python -m export.to_onnx {path} --out MODEL_DIR`{' and `python -m export.to_trt MODEL_DIR`' if backend == 'tensorrt' else ''} "
             "and pass MODEL_DIR, or use backend='torch'"
         )
     from dhvae_sdk.runtime.torch_backend import TorchBackend
 
-    reason = "requested" if backend == "torch" else "a training checkpoint runs on PyTorch (export it with export/to_onnx.py for ONNX Runtime)"
+    reason = "requested" if backend == "torch" else "a training checkpoint runs on PyTorch (export it with `python -m export.to_onnx` for ONNX Runtime)"
     return TorchBackend.from_checkpoint(path, device), reason
 
 

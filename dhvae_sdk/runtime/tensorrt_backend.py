@@ -1,4 +1,4 @@
-"""TensorRT backend: the engines ``export/to_trt.py`` builds into ``MODEL_DIR/tensorrt/``.
+"""TensorRT backend: the engines ``python -m export.to_trt`` builds into ``MODEL_DIR/tensorrt/``.
 
 Each engine keeps device buffers for its current shapes (reallocated only when a call's
 shapes differ from the last call's). The null text's modulation rows are computed once per
@@ -27,6 +27,11 @@ from dhvae_sdk.runtime.engine import Engine, EngineTarget, import_tensorrt, meta
 from dhvae_sdk.sampling import NumpyOps
 
 ENGINE_DIR = "tensorrt"
+INT8_NOT_FOR_TENSORRT = (
+    "an int8 model runs on ONNX Runtime only (its sampler step uses ONNX Runtime's own MatMulNBits op, which "
+    "TensorRT cannot build); for TensorRT export fp32 or fp16 graphs (`python -m export.to_onnx CHECKPOINT --out DIR "
+    "[--fp16]`) and build their engines with `python -m export.to_trt DIR`"
+)
 
 
 def engine_paths(model_dir: Path) -> dict[str, Path]:
@@ -35,6 +40,8 @@ def engine_paths(model_dir: Path) -> dict[str, Path]:
 
 def unavailable_reason(manifest: Manifest) -> str | None:
     """Why the TensorRT backend cannot run this model here, or None when it can."""
+    if manifest.precision == "int8":
+        return INT8_NOT_FOR_TENSORRT
     try:
         trt = import_tensorrt()
         require_cuda()
@@ -44,12 +51,12 @@ def unavailable_reason(manifest: Manifest) -> str | None:
     missing = [role for role, path in paths.items() if not path.is_file()]
     if missing:
         return (f"{manifest.directory / ENGINE_DIR} has no engine for {', '.join(missing)}; build them with "
-                f"`python export/to_trt.py {manifest.directory}`")
+                f"`python -m export.to_trt {manifest.directory}`")
     here = EngineTarget.current(trt)
     for path in paths.values():
         mismatch = Engine(path).built_for().mismatch(here)
         if mismatch:
-            return f"{path} cannot run here: {mismatch}; rebuild with `python export/to_trt.py {manifest.directory}`"
+            return f"{path} cannot run here: {mismatch}; rebuild with `python -m export.to_trt {manifest.directory}`"
     return None
 
 
@@ -154,5 +161,5 @@ def _profile_limits(step_engine: Path) -> tuple[int, int]:
         latents_name, _, _, coefficients_name = SAMPLER_STEP.input_names[:4]
         steps, batch = profile[coefficients_name][2][0], profile[latents_name][2][0]
     except (OSError, KeyError, IndexError, TypeError, ValueError) as error:
-        raise ModelFormatError(f"{metadata_path(step_engine)} lacks the shape profile ({error}); rebuild with export/to_trt.py") from error
+        raise ModelFormatError(f"{metadata_path(step_engine)} lacks the shape profile ({error}); rebuild with `python -m export.to_trt MODEL_DIR`") from error
     return int(steps), int(batch)
