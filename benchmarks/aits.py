@@ -44,7 +44,7 @@ from onnx import numpy_helper
 from dhvae_sdk.checkpoint import save_checkpoint
 from dhvae_sdk.graph_contract import SAMPLER_STEP, TEXT_ENCODER
 from dhvae_sdk.manifest import is_model_directory, read_manifest
-from dhvae_sdk.models import PRESETS, build_model, count_parameters, get_preset, tokenize
+from dhvae_sdk.models import PRESETS, build_model, count_parameters, get_preset, token_ids
 from dhvae_sdk.runtime import BackendUnavailableError
 from dhvae_sdk.runtime.base import Backend
 from dhvae_sdk.sampling import NumpyOps
@@ -123,7 +123,7 @@ def matmul_throughput(size: int = 1536) -> float:
 
 
 def time_backend(backend: Backend, steps: int, frames: int, repeats: int) -> dict:
-    tokens = tokenize([SENTENCE], backend.config.text.context_length).numpy()
+    tokens = token_ids([SENTENCE], backend.config.text.context_length)
     guidance = backend.config.denoiser.guidance
 
     def once() -> tuple[float, float, float]:
