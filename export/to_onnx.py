@@ -57,7 +57,7 @@ log = logging.getLogger("dhvae.export")
 # The exporter's optimizer passes log every initializer they merge and every Split they leave
 # unfolded, hundreds of lines per graph; none of it is the user's concern.
 logging.getLogger("onnx_ir").setLevel(logging.ERROR)
-logging.getLogger("onnxscript.optimizer").setLevel(logging.ERROR)
+logging.getLogger("onnxscript").setLevel(logging.ERROR)  # its optimizer and rewriter both
 
 
 class ExportError(DHVAEError, RuntimeError):
@@ -149,8 +149,15 @@ def _export_graph(descriptor: GraphDescriptor, model, latent_scales, directory: 
 
 
 def _quantize_weights_int8(path: Path) -> None:
+    # Importing the quantizer calls logging.basicConfig(level=INFO) on the root logger, which
+    # would make every library print its INFO records (hundreds of lines, timestamped) for the
+    # rest of the process: the root logger's state is put back as it was.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    root.handlers[:] = handlers
+    root.setLevel(level)
     logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)  # it logs every skipped node
     # accuracy_level 4: the activations are quantized to int8 per block as well, so the dot
     # products run as int8 (VNNI where the CPU has it) instead of dequantizing every weight.

@@ -1,6 +1,7 @@
 """python -m export.to_onnx: graphs, manifest, parity with PyTorch, loud failures, atomic output."""
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -194,6 +195,34 @@ def test_command_line_reports_a_bad_checkpoint_and_exits_nonzero(tmp_path):
     assert result.returncode == 1
     assert "bad.safetensors" in result.stderr and result.stderr.startswith("error:")
     assert not (tmp_path / "m").exists()
+
+
+QUANTIZE_QUIETLY = """
+import logging, sys
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from export.to_onnx import _quantize_weights_int8
+
+weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32), "w")
+graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])], [weight])
+onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), sys.argv[1])
+_quantize_weights_int8(sys.argv[1])
+assert "MatMulNBits" in {node.op_type for node in onnx.load(sys.argv[1]).graph.node}
+logging.getLogger("some.library").info("an INFO record nobody asked to see")
+print(logging.getLogger().level, len(logging.getLogger().handlers))
+"""
+
+
+def test_int8_quantization_leaves_the_callers_logging_alone(tmp_path):
+    """ONNX Runtime's quantizer configures the root logger at INFO when imported; a program
+    that exports (the AITS benchmark) would then print every library's INFO records."""
+    result = subprocess.run([sys.executable, "-c", QUANTIZE_QUIETLY, str(tmp_path / "m.onnx")], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(logging.WARNING), "0"] and "INFO" not in result.stderr, result.stderr
 
 
 def test_the_module_form_is_the_documented_command():
