@@ -1,6 +1,6 @@
 """AITS: average inference time per sentence, per backend, and how far it is from the memory floor.
 
-    python benchmarks/aits.py --preset paper --random-init --backend all --json aits.json
+    python -m benchmarks.aits --preset paper --random-init --backend all --json aits.json
 
 One sentence, batch 1, ``--steps`` DDIM steps (50) with guidance, ``--frames`` frames (210).
 AITS = sampling loop (modulation table + steps) + VAE decoding; the text encoder (the CLIP
@@ -8,7 +8,7 @@ tower and its head, run once per request on the sentence; the empty string's enc
 constant of the model, cached by every backend) is timed on its own. Random weights time the
 same as trained ones (no layer is skipped or sparse).
 ONNX Runtime runs the ``--onnx-precision`` export (default int8, the CPU deployment format of
-``export/to_onnx.py --int8``; fp32 for the full-precision graphs); TensorRT runs fp32 engines.
+``python -m export.to_onnx --int8``; fp32 for the full-precision graphs); TensorRT runs fp32 engines.
 
 Memory floor: each step reads the step's weights once (the conditional and unconditional
 rows share one call; the modulation heads run before the loop), so the loop cannot be faster
@@ -42,8 +42,9 @@ import torch
 from onnx import numpy_helper
 
 from dhvae_sdk.checkpoint import save_checkpoint
+from dhvae_sdk.graph_contract import SAMPLER_STEP, TEXT_ENCODER
 from dhvae_sdk.manifest import is_model_directory, read_manifest
-from dhvae_sdk.models import PRESETS, build_model, count_parameters, get_preset, tokenize
+from dhvae_sdk.models import PRESETS, build_model, count_parameters, get_preset, token_ids
 from dhvae_sdk.runtime import BackendUnavailableError
 from dhvae_sdk.runtime.base import Backend
 from dhvae_sdk.sampling import NumpyOps
@@ -122,7 +123,7 @@ def matmul_throughput(size: int = 1536) -> float:
 
 
 def time_backend(backend: Backend, steps: int, frames: int, repeats: int) -> dict:
-    tokens = tokenize([SENTENCE], backend.config.text.context_length).numpy()
+    tokens = token_ids([SENTENCE], backend.config.text.context_length)
     guidance = backend.config.denoiser.guidance
 
     def once() -> tuple[float, float, float]:
@@ -181,7 +182,7 @@ def open_backend(name: str, checkpoint: Path, model_dir: Path, threads: int | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.aits", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="paper")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--random-init", action="store_true", help="time a randomly initialized model")
@@ -194,12 +195,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="the export ONNX Runtime runs (TensorRT always builds from fp32)")
     parser.add_argument("--threads", type=int, help="CPU threads for torch and ONNX Runtime "
                         "(default: dhvae_sdk.threads.default_threads)")
-    parser.add_argument("--workdir", type=Path, help="keep the checkpoint and ONNX export here (reused when present)")
+    parser.add_argument("--workdir", type=Path,
+                        help="keep the checkpoint and ONNX export here (reused when present); "
+                             "default: a temporary folder, removed at the end")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        return run(args, args.workdir)
+    with tempfile.TemporaryDirectory(prefix="dhvae-aits-") as workdir:  # removed on errors too
+        return run(args, Path(workdir))
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="dhvae-aits-"))
-    workdir.mkdir(parents=True, exist_ok=True)
+
+def run(args: argparse.Namespace, workdir: Path) -> int:
+    """Times the backends of ``args`` with the checkpoint and exports in ``workdir``."""
     checkpoint = args.checkpoint or workdir / f"{args.preset}-random.safetensors"
     if args.random_init and not checkpoint.is_file():
         random_checkpoint(args.preset, checkpoint)
@@ -223,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             weight_bytes, text_bytes = step_weight_bytes(model), text_weight_bytes(model)
         else:
             manifest = read_manifest(model_dirs[name])
-            weight_bytes = graph_weight_bytes(manifest.file_path("sampler_step"))
-            text_bytes = graph_weight_bytes(manifest.file_path("text_encoder"))
+            weight_bytes = graph_weight_bytes(manifest.file_path(SAMPLER_STEP.role))
+            text_bytes = graph_weight_bytes(manifest.file_path(TEXT_ENCODER.role))
         floor = weight_bytes * args.steps / bandwidth
         text_floor = max(text_bytes / bandwidth, text_flops(model) / throughput)
         results[name].update(step_weight_bytes=weight_bytes, floor_s=floor, loop_vs_floor=results[name]["loop_s"] / floor,

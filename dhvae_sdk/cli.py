@@ -130,7 +130,7 @@ def _info(args) -> int:
     config, metadata = read_checkpoint_config(args.model)
     print(f"training checkpoint {args.model} (stage {metadata['stage']}, {metadata.get('created_by', '?')})")
     _print_config(config.to_dict())
-    print(f"  export it for ONNX Runtime with: python export/to_onnx.py {args.model} --out MODEL_DIR")
+    print(f"  export it for ONNX Runtime with: python -m export.to_onnx {args.model} --out MODEL_DIR")
     return 0
 
 
@@ -145,12 +145,15 @@ def _print_config(config: dict) -> None:
 
 
 def _print_engines(manifest) -> None:
-    from dhvae_sdk.runtime.tensorrt_backend import engine_paths
     from dhvae_sdk.runtime.engine import Engine
+    from dhvae_sdk.runtime.tensorrt_backend import INT8_NOT_FOR_TENSORRT, engine_paths
 
+    if manifest.precision == "int8":
+        print(f"  TensorRT: {INT8_NOT_FOR_TENSORRT}")
+        return
     paths = {role: path for role, path in engine_paths(manifest.directory).items() if path.is_file()}
     if not paths:
-        print("  TensorRT engines: none (build them with `python export/to_trt.py MODEL_DIR`)")
+        print("  TensorRT engines: none (build them with `python -m export.to_trt MODEL_DIR`)")
         return
     for role, path in paths.items():
         target = Engine(path).built_for()

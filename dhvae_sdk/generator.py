@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from dhvae_sdk.errors import DHVAEError
-from dhvae_sdk.models import GROUPS, tokenize
+from dhvae_sdk.models import GROUPS, token_ids
 from dhvae_sdk.motion import FEATURE_DIM, features_to_joints
 from dhvae_sdk.motion.bvh import save_bvh
 from dhvae_sdk.motion.npz import save_interaction_npz
@@ -184,7 +184,7 @@ class Generator:
         steps = self._steps(steps)
         ops = NumpyOps(np.random.default_rng(seed))
         unique = list(dict.fromkeys(rows))
-        tokens = tokenize(unique, self.config.text.context_length).numpy()  # warns when it truncates
+        tokens = token_ids(unique, self.config.text.context_length)  # warns when it truncates
         embeddings = self.backend.encode_text(tokens)
         text_rows = embeddings[[unique.index(text) for text in rows]]
         latents = self.backend.sample(text_rows, steps, guidance, ops, inpainting, progress)

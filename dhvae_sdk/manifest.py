@@ -23,7 +23,8 @@ FORMAT_NAME = "dhvae-model"
 # Bump the major when a reader of the old layout would misread the new one. 2: the released
 # DHVAE architecture (condition of the text width, modulation rows of the latent width, the
 # empty string's encoding as the null text); 1.x graphs were the retired architecture's.
-FORMAT_VERSION = (2, 0)
+# 2.1: the encoder graph also outputs the posterior's log-variances (2.0 readers use its first output).
+FORMAT_VERSION = (2, 1)
 _HASH_CHUNK = 1 << 22
 
 
@@ -58,7 +59,7 @@ class Manifest:
         if role not in self.files:
             raise ModelFormatError(
                 f"{self.directory / MANIFEST_NAME} lists no '{role}' file "
-                f"(it has {sorted(self.files)}); re-export the model with export/to_onnx.py"
+                f"(it has {sorted(self.files)}); re-export the model with `python -m export.to_onnx`"
             )
         return self.directory / self.files[role].path
 
@@ -120,7 +121,7 @@ def read_manifest(directory: Path, verify_files: bool = True) -> Manifest:
     if not manifest_path.is_file():
         raise ModelFormatError(
             f"{directory} has no {MANIFEST_NAME}: it is not an exported dhvae model (or the export "
-            "did not finish); export one with `python export/to_onnx.py CHECKPOINT --out DIR`"
+            "did not finish); export one with `python -m export.to_onnx CHECKPOINT --out DIR`"
         )
     try:
         raw = json.loads(manifest_path.read_text())
@@ -146,12 +147,12 @@ def _parse(directory: Path, manifest_path: Path, raw: dict) -> Manifest:
             raise ModelFormatError(
                 f"{manifest_path} has format version {version[0]}.{version[1]}, an export of an older "
                 f"model architecture that this dhvae_sdk (format {FORMAT_VERSION[0]}.x) cannot run; re-export "
-                f"it from its checkpoint with this version's `python export/to_onnx.py CHECKPOINT --out DIR`"
+                f"it from its checkpoint with this version's `python -m export.to_onnx CHECKPOINT --out DIR`"
             )
         if version[0] > FORMAT_VERSION[0]:
             raise ModelFormatError(
                 f"{manifest_path} has format version {version[0]}.{version[1]}, newer than this dhvae_sdk "
-                f"reads ({FORMAT_VERSION[0]}.x); upgrade dhvae-sdk or re-export with this version's export/to_onnx.py"
+                f"reads ({FORMAT_VERSION[0]}.x); upgrade dhvae-sdk or re-export with this version's `python -m export.to_onnx`"
             )
         files = {role: ModelFile(str(e["path"]), str(e["sha256"]), int(e["bytes"])) for role, e in raw["files"].items()}
         return Manifest(

@@ -1,6 +1,6 @@
 """Export a training checkpoint to an ONNX model directory and check it against PyTorch.
 
-    python export/to_onnx.py CHECKPOINT --out MODEL_DIR [--fp16 | --int8]
+    python -m export.to_onnx CHECKPOINT --out MODEL_DIR [--fp16 | --int8]
 
 Writes one graph per ``export.descriptors.DESCRIPTORS`` entry (dynamo exporter, opset 20,
 dynamic batch, frames and steps) and ``manifest.json``. Every graph is run with ONNX Runtime
@@ -42,6 +42,7 @@ import torch
 
 from dhvae_sdk.checkpoint import CheckpointError, load_checkpoint
 from dhvae_sdk.errors import DHVAEError
+from dhvae_sdk.graph_contract import SAMPLER_STEP
 from dhvae_sdk.manifest import (
     FORMAT_VERSION, Manifest, describe_file, is_model_directory, toolchain_versions, write_manifest,
 )
@@ -50,13 +51,13 @@ from export.descriptors import CHECK_SHAPES, DESCRIPTORS, EXPORT_SHAPE, OPSET, G
 PRECISIONS = ("fp32", "fp16", "int8")
 TOLERANCE = {"fp32": 1e-4, "fp16": 5e-3}
 INT8_RELATIVE_RMS = 0.03
-INT8_GRAPHS = ("sampler_step",)
+INT8_GRAPHS = (SAMPLER_STEP.role,)
 INT8_BLOCK = 32
 log = logging.getLogger("dhvae.export")
 # The exporter's optimizer passes log every initializer they merge and every Split they leave
 # unfolded, hundreds of lines per graph; none of it is the user's concern.
 logging.getLogger("onnx_ir").setLevel(logging.ERROR)
-logging.getLogger("onnxscript.optimizer").setLevel(logging.ERROR)
+logging.getLogger("onnxscript").setLevel(logging.ERROR)  # its optimizer and rewriter both
 
 
 class ExportError(DHVAEError, RuntimeError):
@@ -148,8 +149,15 @@ def _export_graph(descriptor: GraphDescriptor, model, latent_scales, directory: 
 
 
 def _quantize_weights_int8(path: Path) -> None:
+    # Importing the quantizer calls logging.basicConfig(level=INFO) on the root logger, which
+    # would make every library print its INFO records (hundreds of lines, timestamped) for the
+    # rest of the process: the root logger's state is put back as it was.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    root.handlers[:] = handlers
+    root.setLevel(level)
     logging.getLogger("onnxruntime.quantization").setLevel(logging.WARNING)  # it logs every skipped node
     # accuracy_level 4: the activations are quantized to int8 per block as well, so the dot
     # products run as int8 (VNNI where the CPU has it) instead of dequantizing every weight.
@@ -188,27 +196,36 @@ def _check_graph(descriptor: GraphDescriptor, model, wrapper, path: Path, precis
         inputs = descriptor.sample(model.config, shape)
         with torch.inference_mode():
             expected = wrapper(*(torch.from_numpy(array) for array in inputs))
-        actual = session.run(None, dict(zip(descriptor.inputs, inputs)))[0]
-        if actual.shape != tuple(expected.shape):
-            raise ExportError(f"{path.name} returns shape {actual.shape} for {shape}, PyTorch {tuple(expected.shape)}")
-        expected = expected.numpy()
-        difference = actual - expected
-        error = float(np.max(np.abs(difference))) if actual.size else 0.0
-        scale = float(np.max(np.abs(expected))) if actual.size else 0.0
-        relative = float(np.sqrt(np.mean(difference ** 2) / max(np.mean(expected ** 2), 1e-30))) if actual.size else 0.0
-        if precision == "int8":
-            if not relative <= INT8_RELATIVE_RMS:
-                raise ExportError(
-                    f"{path.name} differs from PyTorch by a relative RMS of {relative:.3e} at {shape}, more than "
-                    f"the int8 bound {INT8_RELATIVE_RMS}; export it in fp32"
-                )
-        elif not error <= tolerance(precision, scale):
-            raise ExportError(
-                f"{path.name} differs from PyTorch by {error:.3e} at {shape}, more than the {precision} "
-                f"tolerance {TOLERANCE[precision]:.0e} x max(1, largest |output| {scale:.3g})"
-            )
-        worst, worst_relative, largest = max(worst, error), max(worst_relative, relative), max(largest, scale)
+        expected = (expected,) if isinstance(expected, torch.Tensor) else expected
+        outputs = session.run(list(descriptor.outputs), dict(zip(descriptor.inputs, inputs)))
+        for name, actual, reference in zip(descriptor.outputs, outputs, expected):
+            error, relative, scale = _compare(path.name, f"output {name!r} at {shape}", actual, reference.numpy(), precision)
+            worst, worst_relative, largest = max(worst, error), max(worst_relative, relative), max(largest, scale)
     return worst, worst_relative, largest
+
+
+def _compare(file: str, where: str, actual: np.ndarray, expected: np.ndarray,
+             precision: str) -> tuple[float, float, float]:
+    """(largest difference, relative RMS, largest |expected|) of one output, or an ExportError."""
+    if actual.shape != expected.shape:
+        raise ExportError(f"{file} returns shape {actual.shape} for {where}, PyTorch {expected.shape}")
+    if not actual.size:
+        return 0.0, 0.0, 0.0
+    difference = actual - expected
+    error, scale = float(np.max(np.abs(difference))), float(np.max(np.abs(expected)))
+    relative = float(np.sqrt(np.mean(difference ** 2) / max(np.mean(expected ** 2), 1e-30)))
+    if precision == "int8":
+        if not relative <= INT8_RELATIVE_RMS:
+            raise ExportError(
+                f"{file} differs from PyTorch by a relative RMS of {relative:.3e} in {where}, more than "
+                f"the int8 bound {INT8_RELATIVE_RMS}; export it in fp32"
+            )
+    elif not error <= tolerance(precision, scale):
+        raise ExportError(
+            f"{file} differs from PyTorch by {error:.3e} in {where}, more than the {precision} "
+            f"tolerance {TOLERANCE[precision]:.0e} x max(1, largest |output| {scale:.3g})"
+        )
+    return error, relative, scale
 
 
 def _move_into_place(staging: Path, out_dir: Path) -> None:
@@ -223,7 +240,7 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m export.to_onnx", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint", type=Path, help="training checkpoint (.safetensors)")
     parser.add_argument("--out", type=Path, required=True, help="model directory to write")
     precision = parser.add_mutually_exclusive_group()

@@ -1,6 +1,6 @@
 """Build TensorRT engines for an exported model (or export a checkpoint first).
 
-    python export/to_trt.py MODEL_DIR|CHECKPOINT [--fp16] [--timing-cache PATH]
+    python -m export.to_trt MODEL_DIR|CHECKPOINT [--fp16] [--timing-cache PATH]
 
 Engines go to MODEL_DIR/tensorrt/<graph>.plan, each with a JSON record of the GPU and the
 TensorRT version it was built for (the runtime refuses to load it elsewhere). Shape profiles:
@@ -18,8 +18,8 @@ if __package__ in (None, ""):  # run as a script from a source tree
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dhvae_sdk.manifest import ModelFormatError, read_manifest
-from dhvae_sdk.runtime.engine import BackendUnavailableError, Engine, import_tensorrt, require_cuda
-from dhvae_sdk.runtime.onnx_backend import config_of
+from dhvae_sdk.runtime.base import BackendUnavailableError, config_of
+from dhvae_sdk.runtime.engine import Engine, import_tensorrt, require_cuda
 from dhvae_sdk.runtime.tensorrt_backend import ENGINE_DIR, engine_paths
 from export.descriptors import DESCRIPTORS
 
@@ -31,7 +31,7 @@ def build_engines(model_dir: Path, timing_cache: Path | None = None) -> dict[str
     manifest = read_manifest(model_dir)
     config = config_of(manifest)
     paths = engine_paths(model_dir)
-    paths["text_encoder"].parent.mkdir(exist_ok=True)
+    (model_dir / ENGINE_DIR).mkdir(exist_ok=True)
     cache = timing_cache or model_dir / ENGINE_DIR / TIMING_CACHE
     for descriptor in DESCRIPTORS:
         print(f"building {paths[descriptor.role]} ...", file=sys.stderr)
@@ -47,7 +47,7 @@ def model_directory(source: Path, fp16: bool) -> Path:
         if manifest.precision != precision:
             raise ModelFormatError(
                 f"{source} holds {manifest.precision} graphs and engines take the graphs' precision; export a "
-                f"{precision} model with `python export/to_onnx.py CHECKPOINT --out DIR{' --fp16' if fp16 else ''}`"
+                f"{precision} model with `python -m export.to_onnx CHECKPOINT --out DIR{' --fp16' if fp16 else ''}`"
             )
         return source
     from export.to_onnx import export_model
@@ -58,7 +58,7 @@ def model_directory(source: Path, fp16: bool) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m export.to_trt", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="exported model directory or training checkpoint")
     parser.add_argument("--fp16", action="store_true", help="build from fp16 graphs")
     parser.add_argument("--timing-cache", type=Path, help=f"default: MODEL_DIR/{ENGINE_DIR}/{TIMING_CACHE}")

@@ -13,13 +13,15 @@ backend computes.
   TensorRT) and only the step number changes between steps.
 - ``DecoderGraph`` / ``EncoderGraph``: the VAE between denoiser-space latents (scaled by the
   checkpoint's per-group scales) and normalized features [B, T, 2, feature_dim].
+
+Their input and output names are ``dhvae_sdk.graph_contract``'s.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from dhvae_sdk.models import DHVAEModel, scale_latents, unscale_latents
+from dhvae_sdk.models import DHVAEModel, scale_latents, scale_logvars, unscale_latents
 from dhvae_sdk.sampling import classifier_free_guidance
 
 
@@ -46,7 +48,7 @@ class SamplerStepGraph(nn.Module):
     ``known_mask`` [B, N, 1] is set) take this step's ``known_table`` values, the denoiser runs
     once on [x_t; x_t] (conditional rows, then unconditional), guidance, then
     ``DDIMScheduler.step``'s two linear maps with eta = 0 and no clipping (``coefficient_table`` columns are
-    ``runtime.base.COEFFICIENT_FIELDS``)."""
+    ``graph_contract.COEFFICIENT_COLUMNS``)."""
 
     def __init__(self, model: DHVAEModel):
         super().__init__()
@@ -76,13 +78,16 @@ class DecoderGraph(nn.Module):
 
 
 class EncoderGraph(nn.Module):
-    """Posterior means of both persons' normalized features [B, T, 2, F], in denoiser space."""
+    """The posterior of both persons' normalized features [B, T, 2, F] in denoiser space: its
+    means and log-variances."""
 
     def __init__(self, model: DHVAEModel, latent_scales: torch.Tensor):
         super().__init__()
         self.vae = model.vae
         self.register_buffer("latent_scales", latent_scales.detach().clone())
 
-    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         posterior = self.vae.encode(features[:, :, 0], features[:, :, 1], mask)
-        return scale_latents(posterior.mean, self.latent_scales, self.vae.tokens_per_group)
+        tokens = self.vae.tokens_per_group
+        return (scale_latents(posterior.mean, self.latent_scales, tokens),
+                scale_logvars(posterior.logvar, self.latent_scales, tokens))

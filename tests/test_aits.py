@@ -1,12 +1,17 @@
-"""benchmarks/aits.py: the report every latency claim comes from."""
+"""python -m benchmarks.aits: the report every latency claim comes from."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from benchmarks import aits
 from dhvae_sdk.models import build_model, count_parameters, get_preset
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
@@ -40,3 +45,26 @@ def test_aits_times_each_backend_and_states_its_memory_floor(tmp_path, capsys):
         assert not (tmp_path / "tiny-random-onnx-fp32").exists()  # no export for a backend that cannot run
     table = capsys.readouterr().out
     assert "memory floor" in table and "onnxruntime" in table
+
+
+def test_the_temporary_folder_is_removed_even_when_the_run_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr(aits.tempfile, "tempdir", str(tmp_path))
+    written = []
+
+    def failing_checkpoint(preset, path):
+        path.write_bytes(b"partial")
+        written.append(path)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(aits, "random_checkpoint", failing_checkpoint)
+    with pytest.raises(RuntimeError, match="disk full"):
+        aits.main(["--preset", "tiny", "--random-init", "--backend", "torch"])
+    assert written and written[0].parent.parent == tmp_path and written[0].parent.name.startswith("dhvae-aits-")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["-m", "benchmarks.aits"], [str(REPO / "benchmarks" / "aits.py")]])
+def test_module_and_script_forms_both_run(command):
+    result = subprocess.run([sys.executable, *command, "--help"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m benchmarks.aits") and "--workdir" in result.stdout

@@ -69,7 +69,7 @@ def test_generate_gif_on_the_given_threads(checkpoint, tmp_path):
     (["generate", "x", "--model", "{ckpt}", "--frames", "0", "-o", "{tmp}/o.npz"], "frames must be a positive integer"),
     (["generate", "x", "--model", "{ckpt}", "--seconds", "99", "-o", "{tmp}/o.npz"], "longer than this model's maximum"),
     (["generate", "x", "--model", "{ckpt}", "--threads", "0", "-o", "{tmp}/o.npz"], "threads must be a positive integer"),
-    (["generate", "x", "--model", "{ckpt}", "--backend", "onnxruntime", "-o", "{tmp}/o.npz"], "export/to_onnx.py"),
+    (["generate", "x", "--model", "{ckpt}", "--backend", "onnxruntime", "-o", "{tmp}/o.npz"], "python -m export.to_onnx"),
     (["info", "{tmp}"], "has no manifest.json"),
 ])
 def test_errors_are_one_clear_line_and_exit_status_1(checkpoint, tmp_path, capsys, args, message):
@@ -82,20 +82,24 @@ def test_errors_are_one_clear_line_and_exit_status_1(checkpoint, tmp_path, capsy
     assert not list(tmp_path.glob("o*.npz"))
 
 
-def test_info_describes_a_model_directory(tmp_path, capsys):
+@pytest.mark.parametrize("precision, engines", [
+    ("fp16", "TensorRT engines: none (build them with `python -m export.to_trt MODEL_DIR`)"),
+    ("int8", "TensorRT: an int8 model runs on ONNX Runtime only"),  # no engine build suggested
+])
+def test_info_describes_a_model_directory(tmp_path, capsys, precision, engines):
     (tmp_path / "decoder.onnx").write_bytes(b"\0" * 2_000_000)
     config = micro_config()
     write_manifest(Manifest(
-        directory=tmp_path, format_version=FORMAT_VERSION, precision="fp16", config=config.to_dict(),
+        directory=tmp_path, format_version=FORMAT_VERSION, precision=precision, config=config.to_dict(),
         stats={"mean": np.zeros(262), "std": np.ones(262)}, latent_scales=np.ones(3),
         null_text_embedding=np.zeros(config.text.width), files={"decoder": describe_file(tmp_path, "decoder.onnx")},
         versions={"torch": "2.14.1"},
     ))
     assert main(["info", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "precision fp16" in out and "preset tiny" in out and "up to 90 frames (3.0 s)" in out
+    assert f"precision {precision}" in out and "preset tiny" in out and "up to 90 frames (3.0 s)" in out
     assert "decoder.onnx" in out and "2.00 MB" in out and "torch 2.14.1" in out
-    assert "TensorRT engines: none" in out
+    assert engines in out and ("TensorRT engines: none" in out) == (precision != "int8")
 
 
 def test_info_describes_a_checkpoint(checkpoint, capsys):

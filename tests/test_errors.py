@@ -5,7 +5,7 @@ from dhvae_sdk.convert.official import OfficialCheckpointError
 from dhvae_sdk.generator import GeneratorError
 from dhvae_sdk.manifest import ModelFormatError
 from dhvae_sdk.physics.overlap import CudaUnavailableError
-from dhvae_sdk.runtime.engine import BackendUnavailableError
+from dhvae_sdk.runtime import BackendUnavailableError
 
 
 def test_sdk_errors_share_one_top_level_base_and_keep_their_builtin_base():

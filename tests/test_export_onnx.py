@@ -1,6 +1,7 @@
-"""export/to_onnx.py: graphs, manifest, parity with PyTorch, loud failures, atomic output."""
+"""python -m export.to_onnx: graphs, manifest, parity with PyTorch, loud failures, atomic output."""
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -12,9 +13,10 @@ import pytest
 import torch
 
 from dhvae_sdk.checkpoint import load_checkpoint
+from dhvae_sdk.graph_contract import ROLES
 from dhvae_sdk.manifest import FORMAT_VERSION, read_manifest
 from dhvae_sdk.models import DHVAEConfig, empty_text_tokens
-from dhvae_sdk.runtime.onnx_backend import GRAPHS, OnnxRuntimeBackend
+from dhvae_sdk.runtime.onnx_backend import OnnxRuntimeBackend
 from dhvae_sdk.runtime.torch_backend import TorchBackend
 from dhvae_sdk.sampling import NumpyOps
 from export import to_onnx
@@ -49,7 +51,7 @@ def exported_int8(checkpoint, tmp_path_factory):
 
 def test_every_graph_matches_pytorch_within_fp32_tolerance(exported):
     directory, reports = exported
-    assert [r.role for r in reports] == list(GRAPHS)
+    assert [r.role for r in reports] == list(ROLES)
     for report in reports:
         assert report.path.parent == directory and report.path.is_file()
         assert 0.0 < report.max_error <= to_onnx.tolerance("fp32", report.output_scale), report
@@ -116,11 +118,22 @@ def test_tensorrt_refuses_an_int8_directory_and_names_the_fix(exported_int8):
         model_directory(exported_int8[0], fp16=False)
 
 
+def test_an_int8_directory_runs_on_onnxruntime_and_says_why_not_tensorrt(exported_int8):
+    from dhvae_sdk.runtime import BackendUnavailableError, open_backend
+
+    backend, reason = open_backend(exported_int8[0])
+    assert backend.name == "onnxruntime"
+    assert reason.startswith("TensorRT is not used: an int8 model runs on ONNX Runtime only"), reason
+    with pytest.raises(BackendUnavailableError, match=r"int8 .* export fp32 or fp16 graphs"):
+        open_backend(exported_int8[0], backend="tensorrt")
+
+
 def test_graphs_use_opset_18_or_newer_with_dynamic_batch_and_length(exported):
     directory, _ = exported
     for descriptor in DESCRIPTORS:
         model = onnx.load(str(directory / descriptor.file_name), load_external_data=False)
         assert [i.name for i in model.graph.input] == list(descriptor.inputs)
+        assert [o.name for o in model.graph.output] == list(descriptor.outputs)
         assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 18
         first_input = model.graph.input[0].type.tensor_type.shape.dim
         symbolic = [d.dim_param for d in first_input if d.dim_param]
@@ -143,7 +156,7 @@ def test_manifest_records_config_statistics_versions_and_hashes(checkpoint, expo
     assert manifest.null_text_embedding.shape == (TEXT_WIDTH,) and np.abs(empty).max() > 0.1
     np.testing.assert_allclose(manifest.null_text_embedding, empty, atol=1e-6)  # the empty string's encoding
     assert {"torch", "onnx", "onnxruntime", "opset"} <= set(manifest.versions)
-    assert set(manifest.files) == set(GRAPHS)
+    assert set(manifest.files) == set(ROLES)
     assert all(len(entry.sha256) == 64 for entry in manifest.files.values())
     assert sorted(p.name for p in directory.iterdir()) == sorted([*(d.file_name for d in DESCRIPTORS), "manifest.json"])
 
@@ -182,6 +195,41 @@ def test_command_line_reports_a_bad_checkpoint_and_exits_nonzero(tmp_path):
     assert result.returncode == 1
     assert "bad.safetensors" in result.stderr and result.stderr.startswith("error:")
     assert not (tmp_path / "m").exists()
+
+
+QUANTIZE_QUIETLY = """
+import logging, sys
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from export.to_onnx import _quantize_weights_int8
+
+weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32), "w")
+graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])], [weight])
+onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), sys.argv[1])
+_quantize_weights_int8(sys.argv[1])
+assert "MatMulNBits" in {node.op_type for node in onnx.load(sys.argv[1]).graph.node}
+logging.getLogger("some.library").info("an INFO record nobody asked to see")
+print(logging.getLogger().level, len(logging.getLogger().handlers))
+"""
+
+
+def test_int8_quantization_leaves_the_callers_logging_alone(tmp_path):
+    """ONNX Runtime's quantizer configures the root logger at INFO when imported; a program
+    that exports (the AITS benchmark) would then print every library's INFO records."""
+    result = subprocess.run([sys.executable, "-c", QUANTIZE_QUIETLY, str(tmp_path / "m.onnx")], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(logging.WARNING), "0"] and "INFO" not in result.stderr, result.stderr
+
+
+def test_the_module_form_is_the_documented_command():
+    result = subprocess.run([sys.executable, "-m", "export.to_onnx", "--help"], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: python -m export.to_onnx") and "--int8" in result.stdout
 
 
 def test_refuses_to_overwrite_a_directory_that_is_not_a_model(checkpoint, tmp_path):

@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import textwrap
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +26,7 @@ from export.to_onnx import export_model
 from model_fixtures import MAX_FRAMES, save_micro_checkpoint
 
 FAST = dict(frames=24, steps=6)
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +211,7 @@ def test_too_long_text_is_truncated_with_a_warning(torch_gen):
 def test_unknown_backend_and_wrong_pairings_name_the_fix(checkpoint, model_dir, tmp_path):
     with pytest.raises(ValueError, match="unknown backend 'tpu'"):
         Generator.from_pretrained(model_dir, backend="tpu")
-    with pytest.raises(ModelFormatError, match="export/to_onnx.py"):
+    with pytest.raises(ModelFormatError, match="python -m export.to_onnx"):
         Generator.from_pretrained(checkpoint, backend="onnxruntime")
     with pytest.raises(ModelFormatError, match="training checkpoints"):
         Generator.from_pretrained(model_dir, backend="torch")
@@ -245,7 +250,7 @@ def _edit_manifest(directory, edit):
     (lambda d: (d / MANIFEST_NAME).write_text("{not json"), "not valid JSON"),
     (lambda d: _edit_manifest(d, lambda m: m.update(format="other-model")), "not a dhvae model manifest"),
     (lambda d: _edit_manifest(d, lambda m: m.update(format_version=[1, 0])),
-     r"format version 1.0, an export of an older model architecture .* re-export it .*export/to_onnx.py"),
+     r"format version 1.0, an export of an older model architecture .* re-export it .*python -m export.to_onnx"),
     (lambda d: _edit_manifest(d, lambda m: m.update(format_version=[3, 0])), "format version 3.0, newer"),
     (lambda d: _edit_manifest(d, lambda m: m.pop("files")), "incomplete or malformed"),
     (lambda d: _edit_manifest(d, lambda m: m["config"]["vae"].update(width="wide")), "config is invalid"),
@@ -347,3 +352,40 @@ def test_the_embedded_demo_model_generates_offline():
     np.testing.assert_array_equal(first.joints, again.joints)
     heights = first.joints[..., 15, 1] - first.joints[..., 0, 1]  # head above pelvis: people stand upright
     assert (heights > 0.2).all(), heights.min()
+
+
+# Run in a fresh interpreter in which importing torch fails: generation from an exported model
+# must neither import it nor need it.
+TORCH_FREE_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+
+    class NoTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "torch":
+                raise ImportError(f"{name} must not be imported by the ONNX runtime path")
+
+    sys.meta_path.insert(0, NoTorch())
+    from dhvae_sdk import Generator
+
+    gen = Generator.from_pretrained(sys.argv[1], backend="onnxruntime")
+    [motion] = gen.generate("two people shake hands", frames=24, steps=6, seed=5)
+    [completed] = gen.generate("two people shake hands", person_a=motion, steps=6, seed=6)
+    [varied] = gen.vary(motion, keep="interaction", steps=6, seed=7)
+    assert not {name.split(".")[0] for name in sys.modules} & {"torch", "open_clip"}, "torch was imported"
+    np.savez(sys.argv[2], motion=motion.joints, completed=completed.joints, varied=varied.joints)
+""")
+
+
+def test_onnx_generation_never_imports_torch(ort_gen, model_dir, tmp_path):
+    out = tmp_path / "joints.npz"
+    result = subprocess.run([sys.executable, "-c", TORCH_FREE_SCRIPT, str(model_dir), str(out)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    [motion] = ort_gen.generate("two people shake hands", frames=24, steps=6, seed=5)
+    [completed] = ort_gen.generate("two people shake hands", person_a=motion, steps=6, seed=6)
+    [varied] = ort_gen.vary(motion, keep="interaction", steps=6, seed=7)
+    with np.load(out) as saved:  # the same numbers as in this process, where torch is loaded
+        np.testing.assert_array_equal(saved["motion"], motion.joints)
+        np.testing.assert_array_equal(saved["completed"], completed.joints)
+        np.testing.assert_array_equal(saved["varied"], varied.joints)

@@ -3,6 +3,7 @@ import dataclasses
 import json
 import warnings
 
+import numpy as np
 import open_clip
 import pytest
 import torch
@@ -17,7 +18,8 @@ from dhvae_sdk.models.config import VAE_KINDS, TextEncoderConfig
 from dhvae_sdk.models.denoiser import Denoiser
 from dhvae_sdk.models.latent import LatentPosterior
 from dhvae_sdk.models.layers import attend
-from dhvae_sdk.models.text_encoder import ClipTextTower, _clip_tokenizer
+from dhvae_sdk.models.text_encoder import ClipTextTower
+from dhvae_sdk.models.tokenizer import clip_tokenizer, token_ids
 
 FEATURES = 262
 
@@ -274,19 +276,26 @@ def test_denoiser_rejects_bad_inputs():
 
 def test_tokenize_matches_clip_layout_and_checks_input():
     tokens = tokenize(["two people shake hands", "a hug"])
-    tokenizer = _clip_tokenizer()
+    tokenizer = clip_tokenizer()
     assert tokens.shape == (2, 77) and tokens.dtype == torch.long
-    assert tokens[0, 0] == tokenizer.sot_token_id and tokens[0].argmax() == 5 and tokens[0, 5] == tokenizer.eot_token_id
+    assert tokens[0, 0] == tokenizer.start_id and tokens[0].argmax() == 5 and tokens[0, 5] == tokenizer.end_id
     assert torch.count_nonzero(tokens[1, 4:]) == 0
     with pytest.warns(UserWarning, match="text 1 has .* tokens, more than the context of 77; it is truncated"):
         long = tokenize(["short", "word " * 100])
-    assert long[1, -1] == tokenizer.eot_token_id and torch.count_nonzero(long[1]) == 77
+    assert long[1, -1] == tokenizer.end_id and torch.count_nonzero(long[1]) == 77
     assert torch.equal(long, open_clip.tokenize(["short", "word " * 100]))  # CLIP's own truncation
-    assert empty_text_tokens(2)[:, :3].tolist() == [[tokenizer.sot_token_id, tokenizer.eot_token_id, 0]] * 2
+    assert empty_text_tokens(2)[:, :3].tolist() == [[tokenizer.start_id, tokenizer.end_id, 0]] * 2
     for bad, message in ((["ok", ""], "text 1 must be a non-empty string"), ([3], "text 0 must be"),
                          ("a bare string", "list of strings"), ([], "non-empty list")):
         with pytest.raises(ValueError, match=message):
             tokenize(bad)
+
+
+def test_our_bpe_gives_open_clips_ids():
+    texts = ["Two people SHAKE hands!!", "one person's arm, then the other's; 3 times (x2)...",
+             "Café &amp; naïve  résumé \u2014 über", "they hug\tand   spin 360°", "<end_of_text> inside", "a",
+             "emoji \U0001F600 and ｆｕｌｌｗｉｄｔｈ", "supercalifragilisticexpialidocious dancers"]
+    np.testing.assert_array_equal(token_ids(texts), open_clip.tokenize(texts).numpy())
 
 
 def test_text_encoder_pools_the_end_token_over_an_unmasked_head():

@@ -85,11 +85,13 @@ def test_decoder_and_encoder_match(exported):
     motion = arrays["enc_motion"]
     features = motion.reshape(*motion.shape[:2], 2, -1)
     mask = lengths_to_mask(torch.from_numpy(arrays["enc_lengths"]), motion.shape[1]).numpy()
-    means = backend.sessions["encoder"].run(None, {"features": features, "mask": mask})[0]
+    means, logvars = backend.sessions["encoder"].run(None, {"features": features, "mask": mask})
     tokens = official(variant).config.vae.latent_tokens
-    groups = np.split(means, 3, axis=1)
-    for index, scale in enumerate((1.0, 1.0, 5.0)):  # denoiser space: z_g x 5
-        assert_matches(f"enc_z{index + 1} mean", groups[index], scale * arrays[f"enc_z{index + 1}"][:, :tokens])
+    for index, scale in enumerate((1.0, 1.0, 5.0)):  # denoiser space: z_g x 5, so its variance x 25
+        reference = arrays[f"enc_z{index + 1}"]  # the first tokens are the means, the next the logvars
+        assert_matches(f"enc_z{index + 1} mean", np.split(means, 3, axis=1)[index], scale * reference[:, :tokens])
+        assert_matches(f"enc_z{index + 1} logvar", np.split(logvars, 3, axis=1)[index] - 2 * np.log(scale),
+                       reference[:, tokens:])
 
 
 def test_generator_runs_the_released_file_directly(tmp_path):

@@ -195,7 +195,7 @@ def test_engines_refuse_to_load_on_another_gpu_or_tensorrt(machine, tmp_path, he
     path = tmp_path / "sampler_step.plan"
     Engine(path).build(tmp_path / "sampler_step.onnx", {}, None)
     machine(**here)
-    with pytest.raises(ModelFormatError, match=message + ".*export/to_trt.py"):
+    with pytest.raises(ModelFormatError, match=message + ".*python -m export.to_trt"):
         Engine(path).load()
 
 

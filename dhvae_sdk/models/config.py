@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 
 from ..motion import interhuman, interx
 
+# The latent's token groups, in token order: person A, person B, the interaction (``latent.py``).
+GROUPS = ("a", "b", "g")
 VAE_KINDS = ("dhvae", "flat")
 DECODER_KINDS = ("cat", "hire")
 PREDICTION_TYPES = ("epsilon", "x0", "v")

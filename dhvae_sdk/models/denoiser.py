@@ -4,7 +4,9 @@ Input: latent tokens [B, 3l, W] in group order a, b, g (denoiser space, see ``la
 plus fixed sinusoidal positions; output: the predicted noise, same shape.
 The condition c = text feature + MLP(sinusoidal timestep), both of the text width C. Each
 layer regresses six rows of width W from SiLU(c) (attention gate, FFN gate, attention scale,
-FFN scale, attention shift, FFN shift, in that order) and the head two (scale, shift).
+FFN scale, attention shift, FFN shift, in that order) and the head two (scale, shift); the
+order is ``graph_contract.LAYER_MODULATION_ROWS`` / ``HEAD_MODULATION_ROWS``, which the
+exported modulation table shares.
 
 Two call paths give identical results:
 - ``forward(x_t, timesteps, text_embedding)`` for training;
@@ -21,12 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dhvae_sdk.graph_contract import HEAD_MODULATION_ROWS, LAYER_MODULATION_ROWS
+
 from .config import DenoiserConfig
 from .latent import GROUPS
 from .layers import attend
 
-LAYER_MODULATIONS = 6  # gate, gate, scale, scale, shift, shift (attention then FFN each)
-HEAD_MODULATIONS = 2  # scale, shift before the output
+LAYER_MODULATIONS = len(LAYER_MODULATION_ROWS)
+HEAD_MODULATIONS = len(HEAD_MODULATION_ROWS)
 FFN_RATIO = 4
 ATTENTION_SCALE = 0.25  # the release scales logits by 0.25 / sqrt(head width)
 NORM_EPS = 1e-6

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-GROUPS = ("a", "b", "g")
+from .config import GROUPS
 
 
 def split_groups(tokens: torch.Tensor, tokens_per_group: int) -> dict[str, torch.Tensor]:
@@ -39,6 +39,12 @@ def _per_token_scales(scales: torch.Tensor, tokens: torch.Tensor, tokens_per_gro
 def scale_latents(tokens: torch.Tensor, scales: torch.Tensor, tokens_per_group: int) -> torch.Tensor:
     """VAE latent -> denoiser space: each group divided by its scale."""
     return tokens / _per_token_scales(scales, tokens, tokens_per_group)
+
+
+def scale_logvars(logvars: torch.Tensor, scales: torch.Tensor, tokens_per_group: int) -> torch.Tensor:
+    """Log-variances of VAE latents -> those of their denoiser-space values (``scale_latents``
+    divides a value by s, so its variance by s^2)."""
+    return logvars - 2.0 * torch.log(_per_token_scales(scales, logvars, tokens_per_group))
 
 
 def unscale_latents(tokens: torch.Tensor, scales: torch.Tensor, tokens_per_group: int) -> torch.Tensor:

@@ -12,7 +12,6 @@ open_clip / OpenAI state-dict file; checkpoints then carry them like every other
 """
 from __future__ import annotations
 
-import functools
 import os
 import warnings
 from collections.abc import Sequence
@@ -23,46 +22,19 @@ from torch import nn
 
 from .config import TextEncoderConfig
 from .layers import EncoderLayer, MultiheadAttention
+from .tokenizer import empty_token_ids, token_ids
 
 TOWER_KEYS = ("token_embedding.", "positional_embedding", "transformer.resblocks.", "ln_final.")
 
 
-@functools.lru_cache(maxsize=1)
-def _clip_tokenizer():
-    from open_clip.tokenizer import SimpleTokenizer
-
-    return SimpleTokenizer()
-
-
-def _token_ids(text: str, context_length: int, index: int) -> torch.Tensor:
-    tokenizer = _clip_tokenizer()
-    tokens = [tokenizer.sot_token_id, *tokenizer.encode(text), tokenizer.eot_token_id]
-    if len(tokens) > context_length:
-        warnings.warn(
-            f"text {index} has {len(tokens)} tokens, more than the context of {context_length}; "
-            f"it is truncated: {text[:60]!r}...",
-            stacklevel=3,
-        )
-        tokens = tokens[: context_length - 1] + [tokenizer.eot_token_id]
-    ids = torch.zeros(context_length, dtype=torch.long)
-    ids[: len(tokens)] = torch.tensor(tokens)
-    return ids
-
-
 def tokenize(texts: Sequence[str], context_length: int = 77) -> torch.Tensor:
-    """CLIP BPE ids [B, context_length] (start, text, end, zero padding). Longer texts are
-    truncated (keeping the end token) with a warning."""
-    if isinstance(texts, str) or not isinstance(texts, Sequence) or len(texts) == 0:
-        raise ValueError(f"texts must be a non-empty list of strings, got {texts!r}")
-    for index, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"text {index} must be a non-empty string, got {text!r}")
-    return torch.stack([_token_ids(text, context_length, index) for index, text in enumerate(texts)])
+    """``tokenizer.token_ids`` as a long tensor (longer texts are truncated with a warning)."""
+    return torch.from_numpy(token_ids(texts, context_length))
 
 
 def empty_text_tokens(count: int, context_length: int = 77) -> torch.Tensor:
     """The tokens of the empty string (start, end, padding): the unconditional input."""
-    return _token_ids("", context_length, 0).expand(count, -1).clone()
+    return torch.from_numpy(empty_token_ids(count, context_length))
 
 
 class QuickGELU(nn.Module):

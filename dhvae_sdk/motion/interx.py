@@ -21,7 +21,6 @@ import functools
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .arraylike import check_last_dim
 from .rotation import axis_angle_to_matrix, matrix_to_axis_angle, sixd_to_matrix
@@ -177,6 +176,8 @@ def joints_from_smplx(params: np.ndarray, model_dir, num_joints: int = NUM_JOINT
     The first 22 SMPL-X joints are the body joints in SMPL order (as in the InterHuman
     skeleton); up to 55 give jaw, eyes and fingers too.
     """
+    import torch  # the SMPL-X body model is a torch module; the features above need only numpy
+
     params = _check_params(params)
     if not 1 <= num_joints <= NUM_ROTATIONS:
         raise ValueError(f"num_joints must be in 1..{NUM_ROTATIONS}, got {num_joints}")

@@ -20,13 +20,19 @@ from typing import Any, Callable
 
 import numpy as np
 
+from dhvae_sdk.errors import DHVAEError
+from dhvae_sdk.graph_contract import COEFFICIENT_COLUMNS
+from dhvae_sdk.manifest import Manifest, ModelFormatError
 from dhvae_sdk.models import DHVAEConfig
 from dhvae_sdk.motion import Normalizer
 from dhvae_sdk.sampling import DDIMScheduler, NumpyOps
 
 # progress(step_index, num_steps) after every denoising step.
 ProgressFn = Callable[[int, int], None]
-COEFFICIENT_FIELDS = ("x0_from_sample", "x0_from_output", "prev_from_x0", "prev_from_sample")
+
+
+class BackendUnavailableError(DHVAEError, RuntimeError):
+    """The requested backend cannot run on this machine (library or device missing)."""
 
 
 def scheduler_of(config: DHVAEConfig) -> DDIMScheduler:
@@ -36,6 +42,22 @@ def scheduler_of(config: DHVAEConfig) -> DDIMScheduler:
         beta_schedule=denoiser.beta_schedule, prediction=denoiser.prediction,
         steps_offset=denoiser.steps_offset, set_alpha_to_one=denoiser.set_alpha_to_one,
     )
+
+
+def config_of(manifest: Manifest) -> DHVAEConfig:
+    """The model config an exported directory's manifest records."""
+    try:
+        return DHVAEConfig.from_dict(manifest.config)
+    except (ValueError, TypeError) as error:
+        raise ModelFormatError(f"{manifest.directory}: the manifest's model config is invalid ({error}); re-export the model") from error
+
+
+def normalizer_of(manifest: Manifest) -> Normalizer:
+    """The feature statistics an exported directory's manifest records."""
+    try:
+        return Normalizer(manifest.stats["mean"], manifest.stats["std"])
+    except (KeyError, ValueError) as error:
+        raise ModelFormatError(f"{manifest.directory}: the manifest's feature statistics are invalid ({error}); re-export the model") from error
 
 
 class NullModulation:
@@ -83,7 +105,7 @@ class LoopPlan:
 
     initial: np.ndarray  # [B, N, d_z] x_T
     timesteps: np.ndarray  # [S] int64
-    coefficients: np.ndarray  # [S, 4] float32, columns COEFFICIENT_FIELDS
+    coefficients: np.ndarray  # [S, 4] float32, columns graph_contract.COEFFICIENT_COLUMNS
     known_table: np.ndarray  # [S, B, N, d_z]: the fixed tokens noised to each step's level
     known_mask: np.ndarray  # [B, N, 1] bool
 
@@ -99,7 +121,7 @@ class LoopPlan:
             known_table = np.stack([scheduler.add_noise(inpainting.tokens, ops.randn(shape), t) for t, _ in pairs])
             known_mask = np.broadcast_to(inpainting.mask, shape)[..., :1].copy()
         coefficients = [scheduler.step_coefficients(t, t_prev) for t, t_prev in pairs]
-        table = np.array([[getattr(c, name) for name in COEFFICIENT_FIELDS] for c in coefficients], dtype=np.float32)
+        table = np.array([[getattr(c, name) for name in COEFFICIENT_COLUMNS] for c in coefficients], dtype=np.float32)
         return cls(initial, np.array([t for t, _ in pairs], dtype=np.int64), table,
                    known_table.astype(np.float32), known_mask)
 

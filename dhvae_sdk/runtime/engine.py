@@ -16,14 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dhvae_sdk.atomic_file import atomic_output
-from dhvae_sdk.errors import DHVAEError
 from dhvae_sdk.manifest import ModelFormatError
+from dhvae_sdk.runtime.base import BackendUnavailableError
 
 WORKSPACE_BYTES = 4 << 30
-
-
-class BackendUnavailableError(DHVAEError, RuntimeError):
-    """The requested backend cannot run on this machine (library or device missing)."""
 
 
 def import_tensorrt():
@@ -137,12 +133,12 @@ class Engine:
         if mismatch:
             raise ModelFormatError(
                 f"{self.engine_path} cannot run here: {mismatch}; rebuild it on this machine with "
-                "`python export/to_trt.py MODEL_DIR`"
+                "`python -m export.to_trt MODEL_DIR`"
             )
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self.engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
         if self.engine is None:
-            raise ModelFormatError(f"{self.engine_path} is not a valid TensorRT engine; rebuild it with export/to_trt.py")
+            raise ModelFormatError(f"{self.engine_path} is not a valid TensorRT engine; rebuild it with `python -m export.to_trt MODEL_DIR`")
         self.context = self.engine.create_execution_context()
 
     def built_for(self) -> EngineTarget:
@@ -150,12 +146,12 @@ class Engine:
         if not self.engine_path.is_file() or not record_path.is_file():
             raise ModelFormatError(
                 f"{self.engine_path} or its record {record_path.name} is missing; build the engines with "
-                "`python export/to_trt.py MODEL_DIR`"
+                "`python -m export.to_trt MODEL_DIR`"
             )
         try:
             return EngineTarget.from_json(json.loads(record_path.read_text())["target"])
         except (KeyError, TypeError, ValueError) as error:
-            raise ModelFormatError(f"{record_path} is malformed ({error}); rebuild the engine with export/to_trt.py") from error
+            raise ModelFormatError(f"{record_path} is malformed ({error}); rebuild the engine with `python -m export.to_trt MODEL_DIR`") from error
 
     def allocate(self, input_shapes: dict[str, tuple[int, ...]]) -> dict:
         """Fixes the input shapes and allocates one device tensor per input and output."""

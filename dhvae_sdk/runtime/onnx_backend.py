@@ -17,15 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
+from dhvae_sdk.graph_contract import DECODER, ENCODER, GRAPHS, MODULATION, SAMPLER_STEP, TEXT_ENCODER
 from dhvae_sdk.manifest import Manifest, ModelFormatError, read_manifest
-from dhvae_sdk.models import GROUPS, DHVAEConfig
-from dhvae_sdk.motion import Normalizer
-from dhvae_sdk.runtime.base import Backend, Inpainting, LoopPlan, NullModulation, ProgressFn, scheduler_of
-from dhvae_sdk.runtime.engine import BackendUnavailableError
+from dhvae_sdk.models import GROUPS
+from dhvae_sdk.runtime.base import (
+    Backend, BackendUnavailableError, Inpainting, LoopPlan, NullModulation, ProgressFn, config_of, normalizer_of,
+    scheduler_of,
+)
 from dhvae_sdk.sampling import NumpyOps
 from dhvae_sdk.threads import resolve_threads
 
-GRAPHS = ("text_encoder", "modulation", "sampler_step", "decoder", "encoder")
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 log = logging.getLogger("dhvae")
@@ -41,20 +42,6 @@ def import_onnxruntime():
     return onnxruntime
 
 
-def config_of(manifest: Manifest) -> DHVAEConfig:
-    try:
-        return DHVAEConfig.from_dict(manifest.config)
-    except (ValueError, TypeError) as error:
-        raise ModelFormatError(f"{manifest.directory}: the manifest's model config is invalid ({error}); re-export the model") from error
-
-
-def normalizer_of(manifest: Manifest) -> Normalizer:
-    try:
-        return Normalizer(manifest.stats["mean"], manifest.stats["std"])
-    except (KeyError, ValueError) as error:
-        raise ModelFormatError(f"{manifest.directory}: the manifest's feature statistics are invalid ({error}); re-export the model") from error
-
-
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -68,10 +55,10 @@ class OnnxRuntimeBackend(Backend):
         providers = _requested_providers(ort, device)
         threads = resolve_threads(threads)
         self.sessions = {}
-        for role in GRAPHS:
-            options = _session_options(ort, 1 if role == "sampler_step" else threads)
-            self.sessions[role] = _open_session(ort, manifest.file_path(role), options, providers)
-            active = self.sessions[role].get_providers()
+        for graph in GRAPHS:
+            options = _session_options(ort, 1 if graph is SAMPLER_STEP else threads)
+            self.sessions[graph.role] = _open_session(ort, manifest.file_path(graph.role), options, providers)
+            active = self.sessions[graph.role].get_providers()
             if providers[0] == CUDA and active[0] != CUDA:
                 if device == "cuda":
                     raise BackendUnavailableError(
@@ -93,7 +80,7 @@ class OnnxRuntimeBackend(Backend):
         return f"ONNX Runtime {self._ort.__version__} ({', '.join(self.providers)}, {self.manifest.precision})"
 
     def encode_text(self, tokens: np.ndarray) -> np.ndarray:
-        return self.sessions["text_encoder"].run(None, {"tokens": tokens.astype(np.int64)})[0]
+        return self._run(TEXT_ENCODER, tokens.astype(np.int64))
 
     def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, ops: NumpyOps,
                inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
@@ -103,12 +90,13 @@ class OnnxRuntimeBackend(Backend):
         null = self.null_modulation(plan.timesteps)
         modulation = np.concatenate([self._modulation(plan.timesteps, text_embeddings),
                                      np.broadcast_to(null, (num_steps, batch, *null.shape[2:]))], axis=1)
-        session = self.sessions["sampler_step"]
+        session = self.sessions[SAMPLER_STEP.role]
+        latents_name, step_name, *table_names = SAMPLER_STEP.input_names
+        [next_name] = SAMPLER_STEP.outputs
         # On the CPU an OrtValue wraps its numpy array without owning it, and ``OrtValue.numpy()``
         # may return a view of it: ``host`` keeps every array alive until the result is copied out.
-        host = {"modulation_table": modulation, "coefficient_table": plan.coefficients,
-                "guidance": np.array([guidance], dtype=np.float32), "known_table": plan.known_table,
-                "known_mask": plan.known_mask, "step": np.zeros(1, dtype=np.int64)}
+        tables = (modulation, plan.coefficients, np.array([guidance], dtype=np.float32), plan.known_table, plan.known_mask)
+        host = {step_name: np.zeros(1, dtype=np.int64), **dict(zip(table_names, tables))}
         values = {name: self._ort.OrtValue.ortvalue_from_numpy(array, self.device_type, 0) for name, array in host.items()}
         latents = [np.ascontiguousarray(plan.initial), np.zeros(shape, dtype=np.float32)]
         buffers = [self._ort.OrtValue.ortvalue_from_numpy(array, self.device_type, 0) for array in latents]
@@ -117,29 +105,31 @@ class OnnxRuntimeBackend(Backend):
             binding = session.io_binding()
             for name, value in values.items():
                 binding.bind_ortvalue_input(name, value)
-            binding.bind_ortvalue_input("latents", buffers[source])
-            binding.bind_ortvalue_output("next_latents", buffers[1 - source])
+            binding.bind_ortvalue_input(latents_name, buffers[source])
+            binding.bind_ortvalue_output(next_name, buffers[1 - source])
             bindings.append(binding)
         for index in range(num_steps):
-            host["step"][0] = index
+            host[step_name][0] = index
             if self.device_type != "cpu":
-                values["step"].update_inplace(host["step"])
+                values[step_name].update_inplace(host[step_name])
             session.run_with_iobinding(bindings[index % 2])
             if progress is not None:
                 progress(index, num_steps)
         return plan.finish(np.array(buffers[num_steps % 2].numpy(), copy=True), inpainting)
 
     def _modulation(self, timesteps: np.ndarray, conditions: np.ndarray) -> np.ndarray:
-        inputs = {"timesteps": timesteps, "conditions": conditions.astype(np.float32)}
-        return self.sessions["modulation"].run(None, inputs)[0]
+        return self._run(MODULATION, timesteps, conditions.astype(np.float32))
 
     def decode(self, latents: np.ndarray, frames: int) -> np.ndarray:
-        mask = np.ones((len(latents), frames), dtype=bool)
-        return self.sessions["decoder"].run(None, {"latents": latents.astype(np.float32), "mask": mask})[0]
+        return self._run(DECODER, latents.astype(np.float32), np.ones((len(latents), frames), dtype=bool))
 
     def encode(self, features: np.ndarray) -> np.ndarray:
-        mask = np.ones(features.shape[:2], dtype=bool)
-        return self.sessions["encoder"].run(None, {"features": features.astype(np.float32), "mask": mask})[0]
+        return self._run(ENCODER, features.astype(np.float32), np.ones(features.shape[:2], dtype=bool))
+
+    def _run(self, graph, *inputs: np.ndarray) -> np.ndarray:
+        """The graph's first output for its inputs, given in the contract's order."""
+        session = self.sessions[graph.role]
+        return session.run(graph.outputs[:1], dict(zip(graph.input_names, inputs)))[0]
 
 
 def _session_options(ort, threads: int):

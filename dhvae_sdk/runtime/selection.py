@@ -11,8 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from dhvae_sdk.manifest import ModelFormatError, is_model_directory, read_manifest
-from dhvae_sdk.runtime.base import Backend
-from dhvae_sdk.runtime.engine import BackendUnavailableError
+from dhvae_sdk.runtime.base import Backend, BackendUnavailableError
 
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 DEMO_CHECKPOINT = "demo.safetensors"
@@ -70,12 +69,12 @@ def open_backend(path: str | os.PathLike | None, backend: str = "auto", device: 
     if backend in ("onnxruntime", "tensorrt"):
         raise ModelFormatError(
             f"{path} is a training checkpoint and the {backend} backend runs exported models: run "
-            f"`python export/to_onnx.py {path} --out MODEL_DIR`{' and export/to_trt.py' if backend == 'tensorrt' else ''} "
+            f"`python -m export.to_onnx {path} --out MODEL_DIR`{' and `python -m export.to_trt MODEL_DIR`' if backend == 'tensorrt' else ''} "
             "and pass MODEL_DIR, or use backend='torch'"
         )
     from dhvae_sdk.runtime.torch_backend import TorchBackend
 
-    reason = "requested" if backend == "torch" else "a training checkpoint runs on PyTorch (export it with export/to_onnx.py for ONNX Runtime)"
+    reason = "requested" if backend == "torch" else "a training checkpoint runs on PyTorch (export it with `python -m export.to_onnx` for ONNX Runtime)"
     return TorchBackend.from_checkpoint(path, device, threads), reason
 
 

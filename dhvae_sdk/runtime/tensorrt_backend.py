@@ -1,4 +1,4 @@
-"""TensorRT backend: the engines ``export/to_trt.py`` builds into ``MODEL_DIR/tensorrt/``.
+"""TensorRT backend: the engines ``python -m export.to_trt`` builds into ``MODEL_DIR/tensorrt/``.
 
 Each engine keeps device buffers for its current shapes (reallocated only when a call's
 shapes differ from the last call's). The null text's modulation rows are computed once per
@@ -16,24 +16,32 @@ from pathlib import Path
 
 import numpy as np
 
+from dhvae_sdk.graph_contract import DECODER, ENCODER, GRAPHS, MODULATION, SAMPLER_STEP, TEXT_ENCODER
 from dhvae_sdk.manifest import Manifest, ModelFormatError
 from dhvae_sdk.models import GROUPS
-from dhvae_sdk.runtime.base import Backend, Inpainting, LoopPlan, NullModulation, ProgressFn, scheduler_of
-from dhvae_sdk.runtime.engine import (
-    BackendUnavailableError, Engine, EngineTarget, import_tensorrt, metadata_path, require_cuda,
+from dhvae_sdk.runtime.base import (
+    Backend, BackendUnavailableError, Inpainting, LoopPlan, NullModulation, ProgressFn, config_of, normalizer_of,
+    scheduler_of,
 )
-from dhvae_sdk.runtime.onnx_backend import GRAPHS, config_of, normalizer_of
+from dhvae_sdk.runtime.engine import Engine, EngineTarget, import_tensorrt, metadata_path, require_cuda
 from dhvae_sdk.sampling import NumpyOps
 
 ENGINE_DIR = "tensorrt"
+INT8_NOT_FOR_TENSORRT = (
+    "an int8 model runs on ONNX Runtime only (its sampler step uses ONNX Runtime's own MatMulNBits op, which "
+    "TensorRT cannot build); for TensorRT export fp32 or fp16 graphs (`python -m export.to_onnx CHECKPOINT --out DIR "
+    "[--fp16]`) and build their engines with `python -m export.to_trt DIR`"
+)
 
 
 def engine_paths(model_dir: Path) -> dict[str, Path]:
-    return {role: Path(model_dir) / ENGINE_DIR / f"{role}.plan" for role in GRAPHS}
+    return {graph.role: Path(model_dir) / ENGINE_DIR / f"{graph.role}.plan" for graph in GRAPHS}
 
 
 def unavailable_reason(manifest: Manifest) -> str | None:
     """Why the TensorRT backend cannot run this model here, or None when it can."""
+    if manifest.precision == "int8":
+        return INT8_NOT_FOR_TENSORRT
     try:
         trt = import_tensorrt()
         require_cuda()
@@ -43,12 +51,12 @@ def unavailable_reason(manifest: Manifest) -> str | None:
     missing = [role for role, path in paths.items() if not path.is_file()]
     if missing:
         return (f"{manifest.directory / ENGINE_DIR} has no engine for {', '.join(missing)}; build them with "
-                f"`python export/to_trt.py {manifest.directory}`")
+                f"`python -m export.to_trt {manifest.directory}`")
     here = EngineTarget.current(trt)
     for path in paths.values():
         mismatch = Engine(path).built_for().mismatch(here)
         if mismatch:
-            return f"{path} cannot run here: {mismatch}; rebuild with `python export/to_trt.py {manifest.directory}`"
+            return f"{path} cannot run here: {mismatch}; rebuild with `python -m export.to_trt {manifest.directory}`"
     return None
 
 
@@ -66,7 +74,7 @@ class TensorRTBackend(Backend):
         for role, path in engine_paths(manifest.directory).items():
             self.engines[role] = Engine(path)
             self.engines[role].load()
-        self.max_steps, self.max_batch = _profile_limits(engine_paths(manifest.directory)["sampler_step"])
+        self.max_steps, self.max_batch = _profile_limits(engine_paths(manifest.directory)[SAMPLER_STEP.role])
         self.stream = self.torch.cuda.Stream()
         self._shapes: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -79,7 +87,7 @@ class TensorRTBackend(Backend):
 
     def encode_text(self, tokens: np.ndarray) -> np.ndarray:
         with self._lock:
-            return self._infer("text_encoder", {"tokens": tokens.astype(np.int64)}).cpu().numpy()
+            return self._infer(TEXT_ENCODER, tokens.astype(np.int64)).cpu().numpy()
 
     def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, ops: NumpyOps,
                inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
@@ -92,11 +100,12 @@ class TensorRTBackend(Backend):
             null = self.null_modulation(plan.timesteps)
             modulation = self.torch.cat([self._modulation(plan.timesteps, text_embeddings),
                                          null.expand(-1, batch, -1, -1)], dim=1)
-            inputs = {"latents": plan.initial, "step": np.zeros(1, dtype=np.int64), "modulation_table": modulation,
-                      "coefficient_table": plan.coefficients, "guidance": np.array([guidance], dtype=np.float32),
-                      "known_table": plan.known_table, "known_mask": plan.known_mask}
-            engine = self._prepare("sampler_step", inputs)
-            latents, next_latents, step = (engine.tensors[name] for name in ("latents", "next_latents", "step"))
+            inputs = (plan.initial, np.zeros(1, dtype=np.int64), modulation, plan.coefficients,
+                      np.array([guidance], dtype=np.float32), plan.known_table, plan.known_mask)
+            engine = self._prepare(SAMPLER_STEP, inputs)
+            latents_name, step_name = SAMPLER_STEP.input_names[:2]
+            latents, step = engine.tensors[latents_name], engine.tensors[step_name]
+            next_latents = engine.tensors[SAMPLER_STEP.outputs[0]]
             with self.torch.cuda.stream(self.stream):
                 for index in range(num_steps):
                     step.fill_(index)
@@ -109,44 +118,48 @@ class TensorRTBackend(Backend):
 
     def _modulation(self, timesteps: np.ndarray, conditions: np.ndarray):
         """[S, R, rows, W] on the device, in the modulation engine's output buffer."""
-        return self._infer("modulation", {"timesteps": timesteps, "conditions": conditions.astype(np.float32)})
+        return self._infer(MODULATION, timesteps, conditions.astype(np.float32))
 
     def decode(self, latents: np.ndarray, frames: int) -> np.ndarray:
         mask = np.ones((len(latents), frames), dtype=bool)
         with self._lock:
-            return self._infer("decoder", {"latents": latents.astype(np.float32), "mask": mask}).cpu().numpy()
+            return self._infer(DECODER, latents.astype(np.float32), mask).cpu().numpy()
 
     def encode(self, features: np.ndarray) -> np.ndarray:
         mask = np.ones(features.shape[:2], dtype=bool)
         with self._lock:
-            return self._infer("encoder", {"features": features.astype(np.float32), "mask": mask}).cpu().numpy()
+            return self._infer(ENCODER, features.astype(np.float32), mask).cpu().numpy()
 
-    def _prepare(self, role: str, inputs: dict) -> Engine:
-        """Buffers sized for ``inputs`` (kept when the shapes repeat), filled with them."""
-        engine = self.engines[role]
-        shapes = {name: tuple(value.shape) for name, value in inputs.items()}
-        if self._shapes.get(role) != shapes:
+    def _prepare(self, graph, inputs: tuple) -> Engine:
+        """Buffers sized for ``inputs`` (in the contract's order; kept when the shapes repeat),
+        filled with them."""
+        engine = self.engines[graph.role]
+        named = dict(zip(graph.input_names, inputs))
+        shapes = {name: tuple(value.shape) for name, value in named.items()}
+        if self._shapes.get(graph.role) != shapes:
             engine.allocate(shapes)
-            self._shapes[role] = shapes
+            self._shapes[graph.role] = shapes
         with self.torch.cuda.stream(self.stream):
-            for name, value in inputs.items():
+            for name, value in named.items():
                 source = value if isinstance(value, self.torch.Tensor) else self.torch.from_numpy(np.ascontiguousarray(value))
                 engine.tensors[name].copy_(source, non_blocking=False)
         return engine
 
-    def _infer(self, role: str, inputs: dict):
-        engine = self._prepare(role, inputs)
+    def _infer(self, graph, *inputs):
+        """The graph's first output, in the engine's buffer."""
+        engine = self._prepare(graph, inputs)
         engine.run(self.stream)
         self.stream.synchronize()
-        output = next(name for name in engine.tensors if name not in inputs)
-        return engine.tensors[output]
+        return engine.tensors[graph.outputs[0]]
 
 
 def _profile_limits(step_engine: Path) -> tuple[int, int]:
     """(max steps, max batch) of the step engine's shape profile, from its build record."""
     try:
         profile = json.loads(metadata_path(step_engine).read_text())["profile"]
-        steps, batch = profile["coefficient_table"][2][0], profile["latents"][2][0]
+        # The largest shapes of the step table and of the latents bound the steps and the batch.
+        latents_name, _, _, coefficients_name = SAMPLER_STEP.input_names[:4]
+        steps, batch = profile[coefficients_name][2][0], profile[latents_name][2][0]
     except (OSError, KeyError, IndexError, TypeError, ValueError) as error:
-        raise ModelFormatError(f"{metadata_path(step_engine)} lacks the shape profile ({error}); rebuild with export/to_trt.py") from error
+        raise ModelFormatError(f"{metadata_path(step_engine)} lacks the shape profile ({error}); rebuild with `python -m export.to_trt MODEL_DIR`") from error
     return int(steps), int(batch)
