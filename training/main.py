@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from dhvae_sdk.convert.official import release_parameter_count
+from dhvae_sdk.errors import DHVAEError
 from dhvae_sdk.models import PRESETS, VAE_BUILDERS, build_model, count_parameters, get_preset
 from training.runtime import (
     ProcessContext, atomic_write_json, barrier, close_process, init_process, seed_everything,
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         train(args)
-    except (ValueError, FileNotFoundError) as error:  # bad options, data or files: the message says it all
+    except (DHVAEError, ValueError, FileNotFoundError) as error:  # bad options, data or files: the message says it all
         raise SystemExit(f"error: {error}") from None
 
 

@@ -16,6 +16,7 @@ import torch
 
 from dhvae_sdk.checkpoint import Checkpoint, load_checkpoint
 from dhvae_sdk.manifest import ModelFormatError
+from dhvae_sdk.runtime.engine import BackendUnavailableError
 from dhvae_sdk.models import lengths_to_mask, scale_latents, unscale_latents
 from dhvae_sdk.motion import Normalizer
 from dhvae_sdk.runtime.base import Backend, Inpainting, NullModulation, ProgressFn, scheduler_of
@@ -61,6 +62,8 @@ class TorchBackend(Backend):
     @classmethod
     def from_checkpoint(cls, path: Path, device: str | torch.device | None = None) -> "TorchBackend":
         """A dhvae-sdk checkpoint, or a released Lightning ``.ckpt`` converted on the fly."""
+        if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailableError(f"device {str(device)!r}: PyTorch sees no CUDA GPU here; use device='cpu'")
         if Path(path).suffix == ".ckpt":
             from dhvae_sdk.convert import read_official
 
