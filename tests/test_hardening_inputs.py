@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -230,6 +231,22 @@ def test_unwritable_outputs_are_one_line_before_generating(checkpoint, tmp_path,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("dhvae: error: cannot write") and message in err
     assert "dhvae: using" not in err  # refused before the model was even opened
+
+
+def _refuses_new_files(folder: str) -> bool:
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return False
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not _refuses_new_files("/sys"), reason="needs a folder that refuses new files even to root")
+def test_a_folder_that_refuses_new_files_is_reported_before_generating(checkpoint, capsys):
+    assert cli(["generate", "x", "--model", str(checkpoint), "-o", "/sys/out.npz", "--frames", "12"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("dhvae: error: cannot write /sys/out.npz: /sys does not accept new files (")
+    assert err.count("\n") == 1
 
 
 def test_info_on_a_missing_path_says_it_does_not_exist(tmp_path, capsys):
