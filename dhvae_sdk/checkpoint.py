@@ -62,9 +62,26 @@ def _package_version() -> str:
 
 def _as_float_tensor(name: str, value) -> torch.Tensor:
     tensor = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
-    if not tensor.is_floating_point() or tensor.numel() == 0 or not bool(torch.isfinite(tensor).all()):
-        raise ValueError(f"{name} must be a non-empty array of finite floats, got {tuple(tensor.shape)} {tensor.dtype}")
+    if not tensor.is_floating_point():
+        raise CheckpointError(f"{name} must be an array of floats, got {tuple(tensor.shape)} {tensor.dtype}")
     return tensor.detach().to("cpu", torch.float32).contiguous()
+
+
+def _unusable_numbers(tensors: dict[str, torch.Tensor], feature_dim: int) -> str | None:
+    """Why these weights and statistics would make a model that silently outputs garbage, or None."""
+    bad = [key for key, value in tensors.items() if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if bad:
+        return (f"non-finite (NaN or infinite) values in {_describe(set(bad))}: the training diverged "
+                "(lower --lr) or the file is damaged; use an earlier checkpoint")
+    mean, std, scales = tensors[NORMALIZER_MEAN], tensors[NORMALIZER_STD], tensors[LATENT_SCALES]
+    if mean.shape != (feature_dim,) or std.shape != (feature_dim,):
+        return (f"feature_mean {tuple(mean.shape)} and feature_std {tuple(std.shape)} must both have "
+                f"shape ({feature_dim},), the model's feature size")
+    if not bool((std > 0).all()):
+        return f"feature_std must be positive; its smallest entry is {float(std.min())}"
+    if scales.shape != (len(GROUPS),) or not bool((scales > 0).all()):
+        return f"latent_scales must be {len(GROUPS)} positive numbers (one per latent group), got {scales.tolist()}"
+    return None
 
 
 def save_checkpoint(
@@ -90,19 +107,15 @@ def save_checkpoint(
     mean = _as_float_tensor("feature_mean", feature_mean)
     std = _as_float_tensor("feature_std", feature_std)
     scales = _as_float_tensor("latent_scales", latent_scales)
-    if mean.shape != std.shape:
-        raise ValueError(f"feature_mean {tuple(mean.shape)} and feature_std {tuple(std.shape)} differ in shape")
-    if bool((std <= 0).any()) or scales.shape != (len(GROUPS),) or bool((scales <= 0).any()):
-        raise ValueError(
-            f"feature_std must be positive and latent_scales positive with shape [{len(GROUPS)}]; "
-            f"got latent_scales {scales.tolist()}"
-        )
     extra = dict(extra_metadata or {})
     clashes = sorted(set(extra) & set(RESERVED_METADATA))
     if clashes or not all(isinstance(k, str) and isinstance(v, str) for k, v in extra.items()):
         raise ValueError(f"extra_metadata must map str to str and avoid the reserved keys {clashes or RESERVED_METADATA}")
     tensors = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
     tensors.update({NORMALIZER_MEAN: mean, NORMALIZER_STD: std, LATENT_SCALES: scales})
+    problem = _unusable_numbers(tensors, model.config.vae.feature_dim)
+    if problem:
+        raise CheckpointError(f"not saving {path}: {problem}")
     metadata = {
         **extra,
         "format": FORMAT,
@@ -178,6 +191,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
             f"{path} does not match its own config: missing weight(s) {_describe(missing) or 'none'}; "
             f"unexpected weight(s) {_describe(unexpected) or 'none'}"
         )
+    problem = _unusable_numbers(tensors, config.vae.feature_dim)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     statistics = {key: tensors.pop(key) for key in (NORMALIZER_MEAN, NORMALIZER_STD, LATENT_SCALES)}
     try:
         model.load_state_dict(tensors)

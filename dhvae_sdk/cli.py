@@ -22,11 +22,11 @@ SMPLX_SUFFIX = ".smplx.npz"
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from dhvae_sdk.runtime import BackendUnavailableError
+    from dhvae_sdk.errors import DHVAEError
 
     try:
         return args.run(args)
-    except (ValueError, FileNotFoundError, BackendUnavailableError) as error:
+    except (DHVAEError, ValueError, OSError) as error:  # the messages name the input and the fix
         print(f"dhvae: error: {error}", file=sys.stderr)
         return 1
 
@@ -65,14 +65,13 @@ def _generate(args) -> int:
         raise ValueError(f"{args.output}: SMPL-X output needs the model files: pass --body-model SMPLX_DIR_OR_FILE")
     if suffix not in OUTPUT_SUFFIXES + (SMPLX_SUFFIX,):
         raise ValueError(f"{args.output}: the output must end in one of {', '.join(OUTPUT_SUFFIXES)}")
-    if not args.output.parent.is_dir():
-        raise FileNotFoundError(f"{args.output}: folder {args.output.parent} does not exist; create it first")
     from tqdm import tqdm
 
     from dhvae_sdk import Generator
+    from dhvae_sdk.atomic_file import require_writable
 
+    require_writable(args.output)  # its folder takes every output: fail before generating, not after
     generator = Generator.from_pretrained(args.model, backend=args.backend, device=args.device, threads=args.threads)
-    print(f"dhvae: {generator.backend.describe()} ({generator.reason})", file=sys.stderr)
     bars = []  # opened by the first step, so that input errors print without a bar
 
     def progress(step: int, total: int) -> None:
@@ -114,7 +113,10 @@ def _save(motion, path: Path, suffix: str, body_model: Path | None) -> list[Path
 def _info(args) -> int:
     from dhvae_sdk.manifest import read_manifest
 
-    if args.model.is_dir() or not args.model.exists():
+    if not args.model.exists():
+        raise FileNotFoundError(f"{args.model} does not exist; pass a training checkpoint (.safetensors) "
+                                "or an exported model directory")
+    if args.model.is_dir():
         manifest = read_manifest(args.model)
         print(f"model directory {manifest.directory}")
         print(f"  format {'.'.join(map(str, manifest.format_version))}, precision {manifest.precision}")

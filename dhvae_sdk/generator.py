@@ -10,9 +10,10 @@ can be shared by many threads, and the same seed gives the same motion on the sa
 """
 from __future__ import annotations
 
-import logging
 import math
 import os
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -24,12 +25,18 @@ from dhvae_sdk.models import GROUPS, token_ids
 from dhvae_sdk.motion import FEATURE_DIM, features_to_joints
 from dhvae_sdk.motion.bvh import save_bvh
 from dhvae_sdk.motion.npz import save_interaction_npz
+from dhvae_sdk.motion.skeleton import NUM_JOINTS
 from dhvae_sdk.runtime import Backend, Inpainting, ProgressFn, open_backend
 from dhvae_sdk.sampling import NumpyOps
 
 DEFAULT_SECONDS = 7.0  # or the model maximum, when shorter
 VARY_KEEPS = ("interaction", "individuals")
-log = logging.getLogger("dhvae")
+# Far beyond any useful scale (the release uses 3.5): larger ones only push the latents off the
+# distribution the decoder knows, which yields wild motion, not a more faithful one.
+MAX_GUIDANCE = 20.0
+DEVICE_PATTERN = re.compile(r"cpu|cuda(:\d+)?")
+# One call may plan for this share of the memory the machine has available (``_check_batch``).
+MEMORY_SHARE = 0.5
 
 
 class GeneratorError(DHVAEError, ValueError):
@@ -117,15 +124,21 @@ class Generator:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike | None = None, backend: str = "auto",
-                        device: str | None = None, threads: int | None = None) -> "Generator":
+                        device: str | None = None, threads: int | None = None,
+                        quiet: bool = False) -> "Generator":
         """``path``: a training checkpoint (.safetensors, runs on torch) or an exported model
         directory (ONNX Runtime / TensorRT); None for the embedded demo model. ``backend``:
-        "auto", "torch", "onnxruntime" or "tensorrt"; the choice and its reason are logged.
-        ``threads``: CPU threads of the backend (torch's are per process, so the torch backend
-        sets them for the whole process); None picks as many as the CPUs this process may use
-        and the other jobs leave idle (``dhvae_sdk.threads.default_threads``)."""
+        "auto", "torch", "onnxruntime" or "tensorrt". ``device``: None (automatic), "cpu",
+        "cuda" or "cuda:N". ``threads``: CPU threads of the backend (torch's are per process,
+        so the torch backend sets them for the whole process); None picks as many as the CPUs
+        this process may use and the other jobs leave idle
+        (``dhvae_sdk.threads.default_threads``). The backend chosen and why is printed as one
+        line on stderr unless ``quiet``."""
+        if device is not None and not (isinstance(device, str) and DEVICE_PATTERN.fullmatch(device)):
+            raise GeneratorError(f"device must be None (automatic), 'cpu', 'cuda' or 'cuda:N', got {device!r}")
         chosen, reason = open_backend(path, backend, device, threads)
-        log.info("dhvae: using %s: %s", chosen.describe(), reason)
+        if not quiet:
+            print(f"dhvae: using {chosen.describe()} ({reason})", file=sys.stderr)
         return cls(chosen, reason)
 
     def generate(self, texts: str | Sequence[str], *, seconds: float | None = None, frames: int | None = None,
@@ -138,11 +151,12 @@ class Generator:
         ``seconds``: length in seconds (default 7 s, or the model's maximum when shorter);
         or ``frames``: length in frames at the model's rate (``self.fps``, 30 for InterHuman
         models), at most ``self.max_frames``. Give one of them, not both.
-        ``num_samples``: motions per text.
-        ``seed``: integer seed of the noise; the same seed gives the same motions on the same
-        backend (None: fresh randomness).
-        ``guidance``: classifier-free guidance scale, >= 0 (1: the text condition alone, 0:
-        no text; default the model's, 3.5 for InterHuman).
+        ``num_samples``: motions per text; the batch (texts x ``num_samples``) must fit in
+        half the memory the machine has available, by the estimate of ``batch_bytes``.
+        ``seed``: a non-negative integer seed of the noise; the same seed gives the same
+        motions on the same backend (None: fresh randomness).
+        ``guidance``: classifier-free guidance scale, 0 to ``MAX_GUIDANCE`` (20) (1: the text
+        condition alone, 0: no text; default the model's, 3.5 for InterHuman).
         ``steps``: number of DDIM denoising steps (default the model's; 50 in every preset).
         ``person_a``: a given motion of person A (an Interaction, or InterHuman features
         [T, 262] in raw units); person B is generated around it and the length is its length.
@@ -150,7 +164,7 @@ class Generator:
         counting from 0.
         """
         texts = self._texts(texts)
-        count = self._positive_int("num_samples", num_samples)
+        count = self._sample_count(num_samples, len(texts))
         rows = [text for text in texts for _ in range(count)]
         inpainting = None
         if person_a is not None:
@@ -173,7 +187,7 @@ class Generator:
             raise GeneratorError(f"vary needs an Interaction returned by generate, got {type(interaction).__name__}")
         if keep not in VARY_KEEPS:
             raise GeneratorError(f"keep must be one of {VARY_KEEPS}, got {keep!r}")
-        count = self._positive_int("num_samples", num_samples)
+        count = self._sample_count(num_samples, 1)
         kept = ("g",) if keep == "interaction" else ("a", "b")
         tokens = np.repeat(interaction.latents[None].astype(np.float32), count, axis=0)
         return self._run([interaction.text] * count, self._frames(None, interaction.frames), seed, guidance, steps,
@@ -182,7 +196,8 @@ class Generator:
     def _run(self, rows, frames, seed, guidance, steps, inpainting, progress) -> list[Interaction]:
         guidance = self._guidance(guidance)
         steps = self._steps(steps)
-        ops = NumpyOps(np.random.default_rng(seed))
+        self._check_batch(len(rows), frames)
+        ops = NumpyOps(np.random.default_rng(self._seed(seed)))
         unique = list(dict.fromkeys(rows))
         tokens = token_ids(unique, self.config.text.context_length)  # warns when it truncates
         embeddings = self.backend.encode_text(tokens)
@@ -212,8 +227,9 @@ class Generator:
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise GeneratorError(f"text {index} must be a string, got {type(text).__name__}: {text!r}")
-            if not text.strip():
-                raise GeneratorError(f"text {index} is empty; describe the interaction, e.g. 'two people hug'")
+            if not any(character.isprintable() and not character.isspace() for character in text):
+                raise GeneratorError(f"text {index} is empty or has no printable characters ({text!r}); "
+                                     "describe the interaction, e.g. 'two people hug'")
         return list(texts)
 
     def _frames(self, seconds, frames) -> int:
@@ -239,9 +255,35 @@ class Generator:
     def _guidance(self, guidance) -> float:
         if guidance is None:
             return float(self.config.denoiser.guidance)
-        if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not math.isfinite(guidance) or guidance < 0:
-            raise GeneratorError(f"guidance must be a finite number >= 0, got {guidance!r}")
+        if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 0 <= guidance <= MAX_GUIDANCE:
+            raise GeneratorError(f"guidance must be a number from 0 to {MAX_GUIDANCE:g} (the model's default is "
+                                 f"{self.config.denoiser.guidance:g}), got {guidance!r}")
         return float(guidance)
+
+    @staticmethod
+    def _seed(seed) -> int | None:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise GeneratorError(f"seed must be a non-negative integer or None, got {seed!r}")
+        return seed
+
+    def _sample_count(self, num_samples, texts: int) -> int:
+        """``num_samples``, checked; a batch that could not fit even at one frame is refused
+        before its rows are listed (the exact check, at the requested length, is ``_run``'s)."""
+        count = self._positive_int("num_samples", num_samples)
+        self._check_batch(texts * count, 1)
+        return count
+
+    def _check_batch(self, rows: int, frames: int) -> None:
+        """Refuse a batch that would exhaust the memory, instead of being killed halfway."""
+        needed = rows * batch_bytes(self.config, frames)
+        budget = MEMORY_SHARE * available_memory()
+        if needed > budget:
+            most = max(1, int(budget // batch_bytes(self.config, frames)))
+            raise GeneratorError(
+                f"{rows} motions (texts x num_samples) need about {needed / 2**30:.1f} GiB at {frames} frame(s) each, "
+                f"more than half the {budget / MEMORY_SHARE / 2**30:.1f} GiB available; ask for at most {most} "
+                "per call (lower num_samples)"
+            )
 
     def _steps(self, steps) -> int:
         if steps is None:
@@ -272,3 +314,28 @@ class Generator:
             raise GeneratorError("person_a contains NaN or infinite values")
         self._frames(None, len(features))
         return features
+
+
+def batch_bytes(config, frames: int) -> int:
+    """Estimated peak host memory of one generated motion: the decoder's largest layer
+    activations per person (feed-forward hidden, attention scores, a few width-sized
+    buffers, float32) plus the float64 features and joints of the result (three copies)."""
+    vae = config.vae
+    activations = 4 * 2 * frames * (vae.ff + 4 * vae.width + vae.heads * frames)
+    outputs = 8 * 3 * frames * 2 * (FEATURE_DIM + NUM_JOINTS * 3)
+    return activations + outputs
+
+
+def available_memory() -> float:
+    """Bytes the machine can still give (MemAvailable on Linux), or infinity when unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return math.inf

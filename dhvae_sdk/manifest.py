@@ -106,7 +106,6 @@ def write_manifest(manifest: Manifest) -> Path:
     target = Path(manifest.directory) / MANIFEST_NAME
     with atomic_output(target) as temp_path:
         temp_path.write_text(json.dumps(manifest.to_json(), indent=1))
-        temp_path.chmod(0o644)
     return target
 
 
@@ -155,7 +154,7 @@ def _parse(directory: Path, manifest_path: Path, raw: dict) -> Manifest:
                 f"reads ({FORMAT_VERSION[0]}.x); upgrade dhvae-sdk or re-export with this version's `python -m export.to_onnx`"
             )
         files = {role: ModelFile(str(e["path"]), str(e["sha256"]), int(e["bytes"])) for role, e in raw["files"].items()}
-        return Manifest(
+        manifest = Manifest(
             directory=directory,
             format_version=version,
             precision=str(raw["precision"]),
@@ -166,12 +165,37 @@ def _parse(directory: Path, manifest_path: Path, raw: dict) -> Manifest:
             files=files,
             versions={str(k): str(v) for k, v in raw["versions"].items()},
         )
+        _check_arrays(manifest)
+        return manifest
     except ModelFormatError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ModelFormatError(
             f"{manifest_path} is incomplete or malformed ({type(error).__name__}: {error}); re-export the model"
         ) from error
+
+
+def _check_arrays(manifest: Manifest) -> None:
+    """The numbers the runtime uses as they are: a null or NaN entry would otherwise turn
+    every generated motion into NaN without an error."""
+    feature_dim, text_width = int(manifest.config["vae"]["feature_dim"]), int(manifest.config["text"]["width"])
+    expected = {"stats.mean": (manifest.stats.get("mean"), (feature_dim,)),
+                "stats.std": (manifest.stats.get("std"), (feature_dim,)),
+                "latent_scales": (manifest.latent_scales, (3,)),  # one per latent group a, b, g
+                "null_text_embedding": (manifest.null_text_embedding, (text_width,))}
+    for field, (values, shape) in expected.items():
+        if values is None or values.shape != shape or not np.all(np.isfinite(values)):
+            found = "missing" if values is None else f"shape {values.shape}, finite: {bool(np.all(np.isfinite(values)))}"
+            raise ModelFormatError(
+                f"{manifest.directory / MANIFEST_NAME}: {field} must be {shape[0]} finite numbers ({found}); "
+                "the file was edited or damaged: re-export the model"
+            )
+    for field, values in (("stats.std", manifest.stats["std"]), ("latent_scales", manifest.latent_scales)):
+        if not np.all(values > 0):
+            raise ModelFormatError(
+                f"{manifest.directory / MANIFEST_NAME}: {field} must be positive, got minimum {values.min()}; "
+                "re-export the model"
+            )
 
 
 def _check_file(directory: Path, role: str, entry: ModelFile, verify_hash: bool) -> None:

@@ -27,7 +27,6 @@ import argparse
 import logging
 import shutil
 import sys
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,8 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from dhvae_sdk.checkpoint import CheckpointError, load_checkpoint
+from dhvae_sdk.atomic_file import remove_stale_temporaries, temporary_sibling
+from dhvae_sdk.checkpoint import load_checkpoint
 from dhvae_sdk.errors import DHVAEError
 from dhvae_sdk.graph_contract import SAMPLER_STEP
 from dhvae_sdk.manifest import (
@@ -86,10 +86,15 @@ def export_model(checkpoint_path: Path, out_dir: Path, precision: str = "fp32") 
     if out_dir.exists() and not is_model_directory(out_dir) and any(out_dir.iterdir()):
         raise ExportError(f"{out_dir} exists and is not a dhvae model directory; choose another --out or empty it")
     checkpoint = load_checkpoint(checkpoint_path, device="cpu")
+    if checkpoint.stage != "denoiser":
+        raise ExportError(
+            f"{checkpoint_path} is a {checkpoint.stage!r}-stage checkpoint: its denoiser is untrained, so the "
+            f"export could not generate; export the checkpoint the denoiser stage wrote "
+            f"(python -m training.main denoiser --vae {checkpoint_path} ... writes RUN/checkpoint.safetensors)"
+        )
     model = checkpoint.model.float().eval()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    staging.chmod(0o755)  # mkdtemp makes it private; a model directory is meant to be shared
+    staging = temporary_sibling(out_dir, directory=True)
     try:
         reports = [_export_graph(descriptor, model, checkpoint.latent_scales, staging, precision)
                    for descriptor in DESCRIPTORS]
@@ -107,6 +112,7 @@ def export_model(checkpoint_path: Path, out_dir: Path, precision: str = "fp32") 
         _move_into_place(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    remove_stale_temporaries(out_dir)  # staging folders of killed exports
     return [GraphReport(r.role, out_dir / r.path.name, r.max_error, r.relative_rms, r.output_scale) for r in reports]
 
 
@@ -233,7 +239,7 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
     if not out_dir.exists():
         staging.rename(out_dir)
         return
-    retired = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
+    retired = temporary_sibling(out_dir, directory=True)
     out_dir.rename(retired / out_dir.name)
     staging.rename(out_dir)
     shutil.rmtree(retired, ignore_errors=True)
@@ -252,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(logging.INFO)  # our per-graph report; the exporter's own chatter stays below WARNING
     try:
         reports = export_model(args.checkpoint, args.out, precision="fp16" if args.fp16 else "int8" if args.int8 else "fp32")
-    except (ExportError, CheckpointError) as error:
+    except DHVAEError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     worst = max(report.max_error for report in reports)

@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from dhvae_sdk.convert.official import release_parameter_count
+from dhvae_sdk.errors import DHVAEError
 from dhvae_sdk.models import build_model, count_parameters, get_preset
 from dhvae_sdk.threads import resolve_threads
 from training.options import TrainOptions, parse_options
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         train(options)
-    except (ValueError, FileNotFoundError) as error:  # bad options, data or files: the message says it all
+    except (DHVAEError, ValueError, FileNotFoundError) as error:  # bad options, data or files: the message says it all
         raise SystemExit(f"error: {error}") from None
 
 

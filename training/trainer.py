@@ -27,6 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from dhvae_sdk.errors import DHVAEError
 from training.runtime import (
     ProcessContext, atomic_torch_save, atomic_write_json, barrier, gather_rng_states, load_training_state,
     restore_rng_state,
@@ -61,12 +62,18 @@ class LoopConfig:
     def __post_init__(self):
         if self.steps < 1 or self.ckpt_every < 1:
             raise ValueError(f"--steps ({self.steps}) and --ckpt-every ({self.ckpt_every}) must be >= 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"--lr must be a positive finite number (the release uses 1e-4), got {self.lr}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"--lr-schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.grad_clip < 0:
             raise ValueError(f"--grad-clip must be >= 0 (0 turns clipping off), got {self.grad_clip}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+
+
+class TrainingDivergedError(DHVAEError, FloatingPointError):
+    """The loss or a weight became NaN or infinite: nothing after this point is worth saving."""
 
 
 class Stage(Protocol):
@@ -239,6 +246,7 @@ class Trainer:
         log.info("resumed from %s at step %d", path, self.step)
 
     def save(self) -> None:
+        self._require_finite_weights()
         rng_states = gather_rng_states(self.context)  # collective: every rank enters
         if self.context.is_main:
             # Model first: a kill between the two writes leaves a state that merely redoes steps.
@@ -257,6 +265,16 @@ class Trainer:
             }, self.run_dir / TRAIN_STATE_FILE)
         barrier(self.context)
 
+    def _require_finite_weights(self) -> None:
+        bad = [name for name, value in self.module.state_dict().items()
+               if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+        if bad:
+            raise TrainingDivergedError(
+                f"{len(bad)} weight(s) of the {self.stage.name} model became NaN or infinite by step {self.step} "
+                f"(first: {bad[0]}); not saving them over {self.run_dir / self.stage.checkpoint_name}; lower --lr "
+                f"(now {self.config.lr:g}) or set --grad-clip, then start a fresh --out"
+            )
+
     # -- loop ----------------------------------------------------------------------------
     def _wrapped(self) -> nn.Module:
         if not self.context.distributed:
@@ -270,6 +288,12 @@ class Trainer:
                     else nullcontext())
         with autocast:
             losses = model(batch)
+        if not bool(torch.isfinite(losses["loss"].detach())):
+            raise TrainingDivergedError(
+                f"the {self.stage.name} loss became {float(losses['loss'].detach())} at step {self.step + 1}: training "
+                f"diverged; the last checkpoint in {self.run_dir} (if any) is from before; lower --lr "
+                f"(now {self.config.lr:g}) or set --grad-clip, then resume or start a fresh --out"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(losses["loss"]).backward()
         self.scaler.unscale_(self.optimizer)

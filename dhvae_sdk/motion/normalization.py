@@ -6,9 +6,14 @@ from importlib import resources
 import numpy as np
 
 from dhvae_sdk.atomic_file import atomic_output
+from dhvae_sdk.errors import DHVAEError
 
 from . import interx
 from .arraylike import check_last_dim, constant_like
+
+
+class StatisticsError(DHVAEError, ValueError):
+    """Normalization statistics files that cannot be used; the message names them."""
 
 
 class Normalizer:
@@ -43,10 +48,9 @@ class Normalizer:
     @classmethod
     def from_files(cls, mean_path, std_path) -> "Normalizer":
         try:
-            mean, std = np.load(mean_path, allow_pickle=False), np.load(std_path, allow_pickle=False)
+            return cls(np.load(mean_path, allow_pickle=False), np.load(std_path, allow_pickle=False))
         except (OSError, ValueError) as error:
-            raise ValueError(f"cannot read normalization statistics {mean_path} / {std_path}: {error}") from error
-        return cls(mean, std)
+            raise StatisticsError(f"cannot use normalization statistics {mean_path} / {std_path}: {error}") from None
 
     def save(self, mean_path, std_path) -> None:
         for path, values in ((mean_path, self.mean), (std_path, self.std)):

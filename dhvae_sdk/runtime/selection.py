@@ -38,6 +38,12 @@ def demo_path(backend: str) -> Path:
 
         _require_current_demo(checkpoint, lambda: read_checkpoint_config(checkpoint))
         return checkpoint
+    if checkpoint.is_file() or is_model_directory(exported):
+        present, runs_on = (checkpoint, "torch") if checkpoint.is_file() else (exported, "onnxruntime")
+        raise ModelFormatError(
+            f"the embedded demo model is installed as {present}, which the {backend} backend cannot run; use "
+            f"backend {runs_on!r} or 'auto', or pass the path of a model made for {backend}"
+        )
     raise ModelFormatError(
         f"the embedded demo model is missing from {assets} (looked for {DEMO_MODEL_DIR}/ and {DEMO_CHECKPOINT}); "
         f"rebuild it as {DEMO_REBUILD} describes, or pass the path of a checkpoint or exported model directory"

@@ -19,6 +19,7 @@ from dhvae_sdk.manifest import ModelFormatError
 from dhvae_sdk.models import lengths_to_mask, scale_latents, unscale_latents
 from dhvae_sdk.motion import Normalizer
 from dhvae_sdk.runtime.base import Backend, Inpainting, NullModulation, ProgressFn, scheduler_of
+from dhvae_sdk.runtime.engine import BackendUnavailableError
 from dhvae_sdk.sampling import NumpyOps, sample_latents
 from dhvae_sdk.threads import resolve_threads
 
@@ -65,6 +66,8 @@ class TorchBackend(Backend):
         """A dhvae-sdk checkpoint, or a released Lightning ``.ckpt`` converted on the fly.
         ``threads``: torch's CPU threads, which are per process: this sets them for the whole
         process (None: ``dhvae_sdk.threads.default_threads()``)."""
+        if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
+            raise BackendUnavailableError(f"device {str(device)!r}: PyTorch sees no CUDA GPU here; use device='cpu'")
         torch.set_num_threads(resolve_threads(threads))
         if Path(path).suffix == ".ckpt":
             from dhvae_sdk.convert import read_official

@@ -7,9 +7,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dhvae_sdk.errors import DHVAEError
 from dhvae_sdk.motion.normalization import Normalizer
 
 SPLITS = ("train", "val", "test")
+
+
+class DatasetError(DHVAEError, ValueError):
+    """A dataset file that cannot be used as it is; the message names the file."""
 
 
 def require_dir(path: Path, what: str) -> Path:
@@ -36,9 +41,19 @@ def split_file(root: Path, split: str, folders: tuple[str, ...]) -> Path:
     return path
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path``; a file in another encoding is named in the error."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DatasetError(
+            f"{what} {path} is not UTF-8 text (byte {error.start}: {error.reason}); save it as UTF-8"
+        ) from None
+
+
 def read_names(path: Path) -> list[str]:
     """Sample names of a list file, one per line (blank lines skipped)."""
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in read_text_file(path, "list file").splitlines() if line.strip()]
 
 
 def read_sentences(path: Path) -> tuple[str, ...]:
@@ -49,7 +64,7 @@ def read_sentences(path: Path) -> tuple[str, ...]:
     """
     if not path.is_file():
         raise FileNotFoundError(f"annotation {path} does not exist: every motion needs its text file")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_text_file(path, "annotation").splitlines()
     sentences = tuple(s for s in (line.split("#", 1)[0].strip() for line in lines) if s)
     if not sentences:
         raise ValueError(f"annotation {path} is empty: write at least one sentence describing the motion")

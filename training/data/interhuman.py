@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dhvae_sdk.motion.interhuman import RAW_DIM, raw_body, two_person_features
+from dhvae_sdk.motion.interhuman import FEATURE_DIM, RAW_DIM, raw_body, two_person_features
 from dhvae_sdk.motion.mirror import mirror_features, mirror_text
-from dhvae_sdk.motion.normalization import Normalizer, interhuman_normalizer
+from dhvae_sdk.motion.normalization import Normalizer, StatisticsError, interhuman_normalizer
 
 from .base import InteractionDataset, find_list_file, read_names, read_sentences, require_dir, split_file
 
@@ -37,9 +37,19 @@ INTERGEN_MIN_RAW_FRAMES = 15
 def dataset_normalizer(root) -> Normalizer:
     """The statistics that normalize the dataset at ``root``."""
     mean_path, std_path = (Path(root) / name for name in STATS_FILES)
-    if mean_path.is_file() and std_path.is_file():
-        return Normalizer.from_files(mean_path, std_path)
-    return interhuman_normalizer()
+    present = [path.is_file() for path in (mean_path, std_path)]
+    if not any(present):
+        return interhuman_normalizer()
+    if not all(present):
+        # Half a pair would silently fall back to the published statistics of other data.
+        missing = std_path if present[0] else mean_path
+        raise StatisticsError(f"{missing} is missing but its twin is present: a dataset's own statistics "
+                              f"need both {' and '.join(STATS_FILES)} (or neither, for the published ones)")
+    normalizer = Normalizer.from_files(mean_path, std_path)
+    if normalizer.dim != FEATURE_DIM:
+        raise StatisticsError(f"{mean_path} and {std_path} hold {normalizer.dim} numbers each; InterHuman "
+                              f"features have {FEATURE_DIM}")
+    return normalizer
 
 
 @dataclass(frozen=True)

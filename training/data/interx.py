@@ -22,10 +22,11 @@ import numpy as np
 from dhvae_sdk.motion.interx import interaction_features, read_pair
 from dhvae_sdk.motion.normalization import interx_normalizer
 
-from .base import InteractionDataset, read_names, read_sentences, require_dir, split_file
+from .base import InteractionDataset, read_names, read_sentences, read_text_file, require_dir, split_file
 
 LIST_FOLDERS = ("splits",)
 TEXT_FOLDERS = ("texts_processed", "texts")
+MIN_FRAMES = 24  # InterMask's shortest kept sequence
 MAX_SOURCE_FRAMES = 1000  # InterMask skips sequences this long or longer
 UNIT_LENGTH = 4
 
@@ -35,7 +36,7 @@ class InterXDataset(InteractionDataset):
         self,
         root,
         split: str = "train",
-        min_len: int = 24,
+        min_len: int = MIN_FRAMES,
         max_len: int = 150,
         normalize: bool = True,
         swap_persons: bool = False,
@@ -101,7 +102,7 @@ class InterXDataset(InteractionDataset):
 def read_tokens(path: Path) -> dict[str, list[str]]:
     """{sentence: tokens} of the lines that carry "#word/POS ..." after the sentence."""
     tokens = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in read_text_file(path, "annotation").splitlines():
         parts = line.split("#")
         if len(parts) > 1 and parts[0].strip() and parts[1].strip():
             tokens[parts[0].strip()] = parts[1].split()

@@ -12,7 +12,8 @@ from torch.utils.data import Subset
 from dhvae_sdk.motion import features_to_joints, interhuman_normalizer, interx_normalizer
 from dhvae_sdk.motion.interhuman import POSITIONS
 from training.data import InterHumanDataset, InterXDataset, make_loader
-from training.data.interhuman import dataset_normalizer
+from training.data.interhuman import INTERGEN_MIN_RAW_FRAMES, dataset_normalizer
+from training.data.interx import MIN_FRAMES as INTERX_MIN_FRAMES
 from training.losses import MotionRepresentation
 from training.runtime import ProcessContext, barrier
 
@@ -84,6 +85,11 @@ def open_dataset(options: StageOptions, split: str, seed: int, augment: bool | N
     """The dataset of ``split``; augmentation (mirror, person swaps) follows ``options.augment``
     on the train split unless ``augment`` says otherwise. Crops are always random."""
     lengths = {} if options.max_frames is None else {"max_len": options.max_frames}
+    # The shortest crop the dataset's own filter keeps (InterHuman counts raw frames, features lose one).
+    shortest = INTERX_MIN_FRAMES if options.dataset == "interx" else INTERGEN_MIN_RAW_FRAMES - 1
+    if options.max_frames is not None and options.max_frames < shortest:
+        raise ValueError(f"--max-frames must be at least {shortest} for the {options.dataset} dataset, "
+                         f"got {options.max_frames}")
     if options.dataset == "interx":
         return InterXDataset(options.data_root, split=split, seed=seed, **lengths)
     augment = options.augment and split == "train" if augment is None else augment

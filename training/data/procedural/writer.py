@@ -15,12 +15,12 @@ import json
 import multiprocessing
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dhvae_sdk.atomic_file import remove_stale_temporaries, temporary_sibling
 from dhvae_sdk.motion.interhuman import RAW_JOINTS, Z_UP_TO_Y_UP, interaction_features, raw_from_body
 from dhvae_sdk.motion.mirror import mirror_features
 from dhvae_sdk.motion.normalization import Normalizer
@@ -138,7 +138,7 @@ def generate_dataset(out, n: int, seed: int = 0, workers: int = 1) -> dict:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     names, interactions, splits = plan(n, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    folder = temporary_sibling(out, directory=True)
     try:
         for sub in ("motions_processed/person1", "motions_processed/person2", "annots"):
             (folder / sub).mkdir(parents=True)
@@ -153,9 +153,9 @@ def generate_dataset(out, n: int, seed: int = 0, workers: int = 1) -> dict:
         for split, members in splits.items():
             (folder / f"{split}.txt").write_text("".join(f"{name}\n" for name in members))
         (folder / "synthetic_meta.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-        os.chmod(folder, 0o755)  # mkdtemp made it private; the dataset is an ordinary folder
         os.replace(folder, out)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    remove_stale_temporaries(out)  # folders of killed generations
     return meta
