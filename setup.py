@@ -95,7 +95,7 @@ setup(
         "gpu": ["onnxruntime-gpu[cuda,cudnn]>=1.20"],
         "trt": ["tensorrt-cu13"],
         "fp16": ["onnxconverter-common"],
-        "dev": ["pytest>=8", "pytest-timeout"],
+        "dev": ["pytest>=8", "pytest-timeout", "pytest-xdist>=3.5"],
     },
     entry_points={"console_scripts": ["dhvae=dhvae_sdk.cli:main"]},
 )

@@ -13,14 +13,14 @@ from dhvae_sdk.cli import main
 from dhvae_sdk.manifest import FORMAT_VERSION, Manifest, describe_file, write_manifest
 from dhvae_sdk.motion.bvh import load_bvh
 from dhvae_sdk.motion.npz import load_interaction_npz
-from model_fixtures import micro_config, save_micro_checkpoint
+from model_fixtures import micro_config
 
 QUICK = ["--frames", "12", "--steps", "3", "--seed", "4"]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_micro_checkpoint(tmp_path_factory.mktemp("ckpt") / "micro.safetensors")
+def checkpoint(micro_checkpoint):
+    return micro_checkpoint
 
 
 def test_generate_npz_with_several_texts_and_samples(checkpoint, tmp_path, capsys):

@@ -21,20 +21,19 @@ from dhvae_sdk.runtime.torch_backend import TorchBackend
 from dhvae_sdk.sampling import NumpyOps
 from export import to_onnx
 from export.descriptors import DESCRIPTORS
-from model_fixtures import TEXT_WIDTH, save_micro_checkpoint
+from model_fixtures import TEXT_WIDTH
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_micro_checkpoint(tmp_path_factory.mktemp("ckpt") / "micro.safetensors", seed=1)
+def checkpoint(micro_checkpoint):
+    return micro_checkpoint
 
 
 @pytest.fixture(scope="module")
-def exported(checkpoint, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("fp32") / "model"
-    return directory, to_onnx.export_model(checkpoint, directory)
+def exported(micro_export):
+    return micro_export
 
 
 @pytest.fixture(scope="module")

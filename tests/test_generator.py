@@ -22,23 +22,20 @@ from dhvae_sdk.motion.npz import load_interaction_npz
 from dhvae_sdk.runtime import selection
 from dhvae_sdk.runtime.torch_backend import NumpySeededTorchOps
 from dhvae_sdk.sampling import NumpyOps, sample_latents
-from export.to_onnx import export_model
-from model_fixtures import MAX_FRAMES, save_micro_checkpoint
+from model_fixtures import MAX_FRAMES
 
 FAST = dict(frames=24, steps=6)
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_micro_checkpoint(tmp_path_factory.mktemp("ckpt") / "micro.safetensors")
+def checkpoint(micro_checkpoint):
+    return micro_checkpoint
 
 
 @pytest.fixture(scope="module")
-def model_dir(checkpoint, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("onnx") / "micro"
-    export_model(checkpoint, directory)
-    return directory
+def model_dir(micro_export):
+    return micro_export[0]
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,9 @@ from dhvae_sdk.checkpoint import Checkpoint, load_checkpoint
 from dhvae_sdk.manifest import ModelFormatError
 from dhvae_sdk.models import lengths_to_mask, scale_latents, unscale_latents
 from dhvae_sdk.motion import Normalizer
-from dhvae_sdk.runtime.base import Backend, Inpainting, NullModulation, ProgressFn, scheduler_of
-from dhvae_sdk.runtime.engine import BackendUnavailableError
+from dhvae_sdk.runtime.base import (
+    Backend, BackendUnavailableError, Inpainting, NullModulation, ProgressFn, scheduler_of,
+)
 from dhvae_sdk.sampling import NumpyOps, sample_latents
 from dhvae_sdk.threads import resolve_threads
 

@@ -1,0 +1,69 @@
+"""Session-wide fixtures: the micro model's checkpoint and fp32 export, made once per session,
+and one trace per distinct graph.
+
+``torch.onnx.export`` traces a graph for tens of seconds on a 2-core CPU, and most exports of a
+session trace a wrapper that an earlier export already traced: the fp16 and int8 exports and
+the failure tests' partial exports all start from the fp32 export's graphs. ``traced_once``
+keeps each traced file under a key of everything the trace depends on (the wrapper's class,
+structure, parameters and buffers, the sample inputs and the export options) and copies it on
+a repeat; the conversions, quantization and parity checks of every export still run. The
+store lives beside the session's temporary folders, under a lock per key, so that pytest-xdist
+workers share it too.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from filelock import FileLock
+
+from export.to_onnx import export_model
+from model_fixtures import save_micro_checkpoint
+
+
+def _trace_key(module: torch.nn.Module, args: tuple, options: dict) -> str:
+    digest = hashlib.sha256(f"{type(module).__qualname__}\n{module!r}\n{sorted(options.items())!r}".encode())
+    tensors = [*module.named_parameters(), *module.named_buffers(), *enumerate(args)]
+    for name, tensor in tensors:
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def traced_once(tmp_path_factory):
+    """Memoizes ``torch.onnx.export`` (called with the output path third) for the session."""
+    base = tmp_path_factory.getbasetemp()
+    store = (base.parent if base.name.startswith("popen-gw") else base) / "traced-graphs"
+    store.mkdir(exist_ok=True)
+    trace = torch.onnx.export
+
+    def export(module, args, path, **options):
+        key = _trace_key(module, args, options)
+        kept = store / f"{key}.onnx"
+        with FileLock(str(kept) + ".lock"):
+            if kept.is_file():
+                shutil.copyfile(kept, path)
+            else:
+                trace(module, args, path, **options)
+                shutil.copyfile(path, kept)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(torch.onnx, "export", export)
+        yield
+
+
+@pytest.fixture(scope="session")
+def micro_checkpoint(tmp_path_factory) -> Path:
+    return save_micro_checkpoint(tmp_path_factory.mktemp("micro") / "micro.safetensors", seed=1)
+
+
+@pytest.fixture(scope="session")
+def micro_export(micro_checkpoint, tmp_path_factory):
+    """The micro checkpoint's fp32 model directory and its parity reports; tests only read it."""
+    directory = tmp_path_factory.mktemp("micro-fp32") / "model"
+    return directory, export_model(micro_checkpoint, directory)
