@@ -203,7 +203,7 @@ def test_the_backend_choice_is_one_line_on_stderr_unless_quiet(checkpoint, capsy
     Generator.from_pretrained(checkpoint)
     assert capsys.readouterr().err.splitlines() == [
         f"dhvae: using PyTorch {torch.__version__} on cpu (a training checkpoint runs on PyTorch "
-        "(export it with export/to_onnx.py for ONNX Runtime))"]
+        "(export it with `python -m export.to_onnx` for ONNX Runtime))"]
     Generator.from_pretrained(checkpoint, quiet=True)
     assert capsys.readouterr().err == ""
 

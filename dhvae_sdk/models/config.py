@@ -325,9 +325,7 @@ def _small() -> DHVAEConfig:
 def _tiny() -> DHVAEConfig:
     return DHVAEConfig(
         preset="tiny",
-        # No dropout: it costs a quarter of a CPU step, and a model this small trained this
-        # briefly underfits rather than overfits.
-        vae=VAEConfig(width=64, heads=4, ff=256, person_layers=2, interaction_layers=3, dropout=0.0),
+        vae=VAEConfig(width=64, heads=4, ff=256, person_layers=2, interaction_layers=3),
         denoiser=DenoiserConfig(layers=4, heads=4),
         text=TextEncoderConfig(width=64, layers=2, heads=4, mlp=256, train_tower=True,
                                head_layers=1, head_heads=8, head_ff=256),
