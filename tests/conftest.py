@@ -9,6 +9,11 @@ structure, parameters and buffers, the sample inputs and the export options) and
 a repeat; the conversions, quantization and parity checks of every export still run. The
 store lives beside the session's temporary folders, under a lock per key, so that pytest-xdist
 workers share it too.
+
+Scheduling (pytest-xdist ``--dist loadgroup``): a module's tests form one group, so that its
+module-scoped fixtures are made once, unless a test names its own group; a test marked
+``slow`` gets a group of its own. Groups holding a slow test are queued first: the workers
+start on the long ones and the short groups, handed out one at a time, even out the end.
 """
 from __future__ import annotations
 
@@ -22,6 +27,16 @@ from filelock import FileLock
 
 from export.to_onnx import export_model
 from model_fixtures import save_micro_checkpoint
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            slow = item.get_closest_marker("slow") is not None
+            item.add_marker(pytest.mark.xdist_group(item.nodeid if slow else item.module.__name__))
+    group = {item: item.get_closest_marker("xdist_group").args[0] for item in items}
+    slow_groups = {group[item] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: group[item] not in slow_groups)
 
 
 def _trace_key(module: torch.nn.Module, args: tuple, options: dict) -> str:

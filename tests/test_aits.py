@@ -16,6 +16,7 @@ from model_fixtures import TEXT_WIDTH
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_aits_times_each_backend_and_states_its_memory_floor(micro_checkpoint, tmp_path, capsys):
     # The session's micro model: its graphs are traced already (tests/conftest.py).
     out = tmp_path / "aits.json"

@@ -25,7 +25,12 @@ class FixtureNoise:
         return self.initial.copy()
 
 
-@pytest.fixture(scope="module", params=VARIANTS)
+# Each variant's export takes about a minute here: the variants are separate scheduling groups
+# (tests/conftest.py), so that two workers export two of them at once.
+@pytest.fixture(scope="module", params=[
+    pytest.param(variant, marks=[pytest.mark.slow, pytest.mark.xdist_group(f"official-onnx-{variant}")])
+    for variant in VARIANTS
+])
 def exported(request, tmp_path_factory):
     variant = request.param
     folder = tmp_path_factory.mktemp(variant)

@@ -78,6 +78,10 @@ def vae_args(data: Path, out: Path, steps: int, *extra) -> list:
             "--steps", steps, *extra]
 
 
+# The tests of the run below: one scheduling group (tests/conftest.py), so one worker trains it.
+VAE_RUN = pytest.mark.xdist_group("training-vae-run")
+
+
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory, two_pairs) -> Path:
     """A tiny VAE overfitted to two pairs (held-out split = the same pairs, unaugmented)."""
@@ -87,6 +91,8 @@ def vae_run(tmp_path_factory, two_pairs) -> Path:
     return out
 
 
+@pytest.mark.slow
+@VAE_RUN
 def test_vae_overfits_a_few_samples(vae_run):
     first, last = history(vae_run)[0], history(vae_run)[-1]
     assert (first["step"], last["step"]) == (0, 200)
@@ -98,6 +104,7 @@ def test_vae_overfits_a_few_samples(vae_run):
     assert any((vae_run / "tb").iterdir())
 
 
+@VAE_RUN
 def test_checkpoint_holds_the_trained_weights_and_round_trips_bit_exactly(vae_run, tmp_path):
     state = train_state(vae_run)
     assert state["step"] == 200
@@ -121,6 +128,7 @@ def denoiser_args(data: Path, vae_run: Path, out: Path, steps: int, *extra) -> l
             "--vae", vae_run / "checkpoint.safetensors", "--steps", steps, *extra]
 
 
+@VAE_RUN
 def test_denoiser_loss_falls_and_checkpoint_holds_the_scales(vae_run, two_pairs, tmp_path):
     out = tmp_path / "denoiser"
     run_main(*denoiser_args(two_pairs, vae_run, out, 150, "--batch-size", 8, "--lr", 2e-3, "--latent-views", 4,
@@ -139,6 +147,7 @@ def test_denoiser_loss_falls_and_checkpoint_holds_the_scales(vae_run, two_pairs,
     assert all(torch.equal(value, frozen_vae[key]) for key, value in checkpoint.model.vae.state_dict().items())
 
 
+@VAE_RUN
 def test_latent_scales_std_option_and_denoiser_resume(vae_run, two_pairs, tmp_path):
     out = tmp_path / "std_scales"
     for steps in (2, 4):  # the second run resumes the first
@@ -200,6 +209,7 @@ def test_same_seed_gives_bit_identical_weights(four_pairs, tmp_path):
     assert not all(torch.equal(weights["first"][key], weights["other_seed"][key]) for key in weights["first"])
 
 
+@VAE_RUN
 def test_restart_with_other_options_is_refused(vae_run, two_pairs):
     with pytest.raises(SystemExit, match="lr"):
         run_main(*vae_args(two_pairs, vae_run, 200, "--batch-size", 2, "--lr", 1e-4, "--no-augment"))
@@ -250,7 +260,7 @@ def test_mixed_precision_trains_on_gpu(four_pairs, tmp_path, precision):
 
 @pytest.mark.slow
 def test_resume_after_sigkill_continues_from_the_saved_step(four_pairs, tmp_path):
-    steps = 60
+    steps = 24
     args = vae_args(four_pairs, tmp_path / "killed", steps, "--batch-size", 1, "--ckpt-every", 4, "--log-every", 20)
     process = subprocess.Popen(command(sys.executable, "-m", "training.main", *args), cwd=REPO, env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -300,7 +310,7 @@ def test_two_process_gloo_ddp_run(four_pairs, tmp_path):
 def test_evaluator_ranks_matched_text_motion_pairs(tmp_path):
     data, out = tmp_path / "procedural", tmp_path / "evaluator"
     run_main("evaluator", "--dataset", "synthetic", "--data-root", data, "--synthetic-samples", 160,
-             "--preset", "tiny", "--out", out, "--steps", 300, "--batch-size", 32, "--lr", 1e-3,
+             "--preset", "tiny", "--out", out, "--steps", 300, "--batch-size", 16, "--lr", 1e-3,
              "--max-frames", 60, "--ckpt-every", 300, "--log-every", 100)
     assert "generating 160 procedural samples" in (out / "train.log").read_text()
 

@@ -213,7 +213,9 @@ class Trainer:
         self.module = stage.module.to(context.device)
         self.autocast_dtype = resolve_precision(config.precision, context.device)
         params = [p for p in self.module.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=config.lr)
+        # fused: one kernel for the whole update, on CPUs too, where torch's default is a Python
+        # loop over the parameters (a fifth of a tiny model's step; fused takes a third of that).
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, fused=True)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config, max(1, len(stage.loader))))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.step = 0

@@ -24,10 +24,11 @@ import pickle
 import zipfile
 from dataclasses import dataclass
 
-import open_clip
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dhvae_sdk.models.tokenizer import token_ids
 
 LIGHTNING_PREFIX = "model."
 
@@ -167,8 +168,9 @@ class InterCLIP(nn.Module):
 
 
 def tokenize(texts: list[str]) -> torch.Tensor:
-    """CLIP BPE ids [B, 77], truncated with the end-of-text token kept last, as InterGen does."""
-    return open_clip.tokenize(list(texts))
+    """CLIP BPE ids [B, 77], truncated with the end-of-text token kept last, as InterGen does
+    (open_clip's ids, from the SDK's tokenizer: importing open_clip costs seconds)."""
+    return torch.from_numpy(token_ids(list(texts)))
 
 
 def load_interclip(path: str | os.PathLike, config: InterCLIPConfig = InterCLIPConfig()) -> InterCLIP:
