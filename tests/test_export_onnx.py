@@ -84,7 +84,7 @@ def test_fp16_graphs_store_fp16_weights_keep_fp32_io_and_stay_within_tolerance(e
         assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in graph.output)
 
 
-def test_int8_quantizes_the_step_and_decoder_weights_and_keeps_the_other_graphs_fp32(exported, exported_int8):
+def test_int8_quantizes_the_modulation_and_step_weights_and_keeps_the_other_graphs_fp32(exported, exported_int8):
     directory, reports = exported_int8
     fp32_sizes = {report.role: report.path.stat().st_size for report in exported[1]}
     assert read_manifest(directory).precision == "int8"
