@@ -73,6 +73,8 @@ class TrainOptions:
     vae_kind: str | None = option(help="vae stage ablation: the VAE architecture instead of the preset's",
                                   choices=sorted(VAE_BUILDERS), identity=True)
     w_tri: float | None = option(help="vae stage ablation: triplet-loss weight (0 turns it off)", identity=True)
+    w_joint: float | None = option(help="vae stage: joint-position L1 weight instead of the preset's 0.5",
+                                   identity=True)
     clip_weights: str | None = option(help="open_clip ViT-L-14 weights for presets with the CLIP tower",
                                       identity=True)
     latent_views: int = option(4, help="denoiser stage: augmented encodings cached per training pair",

@@ -46,6 +46,7 @@ class StageOptions:
     max_frames: int | None = None  # crop length; None: the dataset's own (300 InterHuman, 150 InterX)
     vae_kind: str | None = None  # ablation: "dhvae" or "flat" instead of the preset's
     w_tri: float | None = None  # ablation: triplet-loss weight instead of the preset's (0 turns it off)
+    w_joint: float | None = None  # joint-position L1 weight instead of the preset's
     latent_scales: str = "release"  # denoiser stage: "release" (fixed 1, 1, 1/5) or "std" (estimated)
 
     def __post_init__(self):

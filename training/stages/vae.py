@@ -68,11 +68,13 @@ class VAEStage:
 
     def __init__(self, options: StageOptions, context: ProcessContext):
         preset = get_preset(options.preset, options.dataset)
+        weights = {name: value for name, value in (("w_tri", options.w_tri), ("w_joint", options.w_joint))
+                   if value is not None}
         config = replace(
             preset,
             text=replace(preset.text, clip_weights=options.clip_weights),
             vae=replace(preset.vae, kind=options.vae_kind or preset.vae.kind),
-            loss=preset.loss if options.w_tri is None else replace(preset.loss, w_tri=options.w_tri),
+            loss=replace(preset.loss, **weights),
         )
         if options.max_frames is not None and options.max_frames > config.vae.max_frames:
             raise ValueError(f"--max-frames {options.max_frames} exceeds the {options.preset} VAE's "
