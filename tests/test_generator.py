@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -197,6 +198,18 @@ def test_threads_option_reaches_torch_and_onnxruntime(checkpoint, model_dir):
     assert sessions["sampler_step"].get_session_options().intra_op_num_threads == 1  # too small to split
     with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
         Generator.from_pretrained(model_dir, threads=0)
+
+
+def test_cpu_sessions_run_the_decoder_without_the_skip_layernorm_fusion(model_dir, tmp_path):
+    import onnxruntime as ort
+
+    from dhvae_sdk.runtime.onnx_backend import CPU, _open_session, _session_options
+
+    options = _session_options(ort, 1)
+    options.optimized_model_filepath = str(tmp_path / "decoder.optimized.onnx")
+    _open_session(ort, model_dir / "decoder.onnx", options, [CPU])
+    ops = {node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node}
+    assert "LayerNormalization" in ops and "SkipLayerNormalization" not in ops, sorted(ops)
 
 
 def test_too_long_text_is_truncated_with_a_warning(torch_gen):
