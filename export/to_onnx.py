@@ -259,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     precision = parser.add_mutually_exclusive_group()
     precision.add_argument("--fp16", action="store_true", help="fp16 weights and compute, fp32 inputs and outputs")
     precision.add_argument("--int8", action="store_true",
-                           help="int8 weights and products in the sampler step and modulation table (fast on CPUs; not for TensorRT)")
+                           help="int8 weights and products in the sampler step and the modulation table "
+                                "(fast on CPUs; not for TensorRT)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     log.setLevel(logging.INFO)  # our per-graph report; the exporter's own chatter stays below WARNING
