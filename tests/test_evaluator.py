@@ -203,3 +203,11 @@ def test_short_training_separates_pairs_and_keeps_clip_tables_frozen(one_thread)
         model.eval()
         distances = torch.cdist(model.encode_text(tokens), model.encode_motion(motion, mask))
     assert torch.equal(distances.argmin(dim=1), torch.arange(4))
+
+
+def test_tokenize_gives_open_clips_ids_and_truncates_long_texts_silently(recwarn):
+    import open_clip
+
+    texts = ["two people shake hands", "word " * 100]
+    assert torch.equal(tokenize(texts), open_clip.tokenize(texts))  # InterGen tokenizes with open_clip
+    assert not [w for w in recwarn if "truncated" in str(w.message)]

@@ -168,9 +168,9 @@ class InterCLIP(nn.Module):
 
 
 def tokenize(texts: list[str]) -> torch.Tensor:
-    """CLIP BPE ids [B, 77], truncated with the end-of-text token kept last, as InterGen does
-    (open_clip's ids, from the SDK's tokenizer: importing open_clip costs seconds)."""
-    return torch.from_numpy(token_ids(list(texts)))
+    """CLIP BPE ids [B, 77], truncated silently with the end-of-text token kept last, as
+    InterGen does (open_clip's ids, from the SDK's tokenizer: importing open_clip costs seconds)."""
+    return torch.from_numpy(token_ids(list(texts), warn_truncation=False))
 
 
 def load_interclip(path: str | os.PathLike, config: InterCLIPConfig = InterCLIPConfig()) -> InterCLIP:

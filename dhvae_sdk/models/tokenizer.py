@@ -104,9 +104,9 @@ def clip_tokenizer() -> ClipTokenizer:
     return ClipTokenizer(path)
 
 
-def token_ids(texts: Sequence[str], context_length: int = 77) -> np.ndarray:
+def token_ids(texts: Sequence[str], context_length: int = 77, *, warn_truncation: bool = True) -> np.ndarray:
     """CLIP BPE ids [B, context_length] int64 (start, text, end, zero padding). Longer texts
-    are truncated (keeping the end token) with a warning."""
+    are truncated (keeping the end token), with a warning unless ``warn_truncation`` is False."""
     if isinstance(texts, str) or not isinstance(texts, Sequence) or len(texts) == 0:
         raise ValueError(f"texts must be a non-empty list of strings, got {texts!r}")
     for index, text in enumerate(texts):
@@ -114,24 +114,25 @@ def token_ids(texts: Sequence[str], context_length: int = 77) -> np.ndarray:
             raise ValueError(f"text {index} must be a non-empty string, got {text!r}")
     rows = []
     for index, text in enumerate(texts):  # a loop, not a comprehension: the warning's stacklevel counts frames
-        rows.append(_padded(text, context_length, index))
+        rows.append(_padded(text, context_length, index, warn_truncation))
     return np.stack(rows)
 
 
 def empty_token_ids(count: int, context_length: int = 77) -> np.ndarray:
     """The ids of the empty string (start, end, padding): the unconditional input."""
-    return np.repeat(_padded("", context_length, 0)[None], count, axis=0)
+    return np.repeat(_padded("", context_length, 0, True)[None], count, axis=0)
 
 
-def _padded(text: str, context_length: int, index: int) -> np.ndarray:
+def _padded(text: str, context_length: int, index: int, warn_truncation: bool) -> np.ndarray:
     tokenizer = clip_tokenizer()
     tokens = [tokenizer.start_id, *tokenizer.encode(text), tokenizer.end_id]
     if len(tokens) > context_length:
-        warnings.warn(
-            f"text {index} has {len(tokens)} tokens, more than the context of {context_length}; "
-            f"it is truncated: {text[:60]!r}...",
-            stacklevel=3,
-        )
+        if warn_truncation:
+            warnings.warn(
+                f"text {index} has {len(tokens)} tokens, more than the context of {context_length}; "
+                f"it is truncated: {text[:60]!r}...",
+                stacklevel=3,
+            )
         tokens = tokens[: context_length - 1] + [tokenizer.end_id]
     ids = np.zeros(context_length, dtype=np.int64)
     ids[: len(tokens)] = tokens
