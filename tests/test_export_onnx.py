@@ -84,12 +84,21 @@ def test_fp16_graphs_store_fp16_weights_keep_fp32_io_and_stay_within_tolerance(e
         assert all(o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for o in graph.output)
 
 
-def test_int8_quantizes_the_modulation_and_step_weights_and_keeps_the_other_graphs_fp32(exported, exported_int8):
+def test_int8_quantizes_the_modulation_step_and_decoder_weights_and_keeps_the_other_graphs_fp32(
+        checkpoint, exported, exported_int8):
     directory, reports = exported_int8
     fp32_sizes = {report.role: report.path.stat().st_size for report in exported[1]}
     assert read_manifest(directory).precision == "int8"
+    assert set(to_onnx.INT8_GRAPHS) == {"modulation", "sampler_step", "decoder"}
     for report in reports:
-        ops = {node.op_type for node in onnx.load(str(report.path)).graph.node}
+        graph = onnx.load(str(report.path)).graph
+        ops = {node.op_type for node in graph.node}
+        if report.role == "decoder":
+            # The output heads (one per person) keep fp32 weights: their error would be new in every frame.
+            weights = {w.name: tuple(w.dims) for w in graph.initializer if w.data_type == onnx.TensorProto.FLOAT}
+            feature_dim = load_checkpoint(checkpoint).config.feature_dim
+            heads = [n for n in graph.node if n.op_type == "MatMul" and weights.get(n.input[1], (0, 0))[1] == feature_dim]
+            assert len(heads) == 2, [n.name for n in heads]
         if report.role in to_onnx.INT8_GRAPHS:
             assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops, report.role
             # Matmul weights take 8 bits plus a scale per output channel; tables and norms stay fp32.
@@ -203,21 +212,27 @@ import onnx
 from onnx import helper, numpy_helper
 from export.to_onnx import _quantize_weights_int8
 
-weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32), "w")
-graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                          [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
-                          [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])], [weight])
+rng = np.random.default_rng(0)
+weight = numpy_helper.from_array(rng.standard_normal((64, 64)).astype(np.float32), "w")
+head = numpy_helper.from_array(rng.standard_normal((64, 262)).astype(np.float32), "head")
+graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], "hidden"),
+                           helper.make_node("MatMul", ["y", "head"], ["z"], "out")],
+                          "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+                          [helper.make_tensor_value_info("z", onnx.TensorProto.FLOAT, [1, 262])], [weight, head])
 onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)]), sys.argv[1])
-_quantize_weights_int8(sys.argv[1])
-assert "MatMulInteger" in {node.op_type for node in onnx.load(sys.argv[1]).graph.node}
+_quantize_weights_int8(sys.argv[1], keep_fp32_width=262)
+nodes = onnx.load(sys.argv[1]).graph.node
+assert "MatMulInteger" in {node.op_type for node in nodes}
+assert [list(node.input) for node in nodes if node.op_type == "MatMul"] == [["y", "head"]], nodes
 logging.getLogger("some.library").info("an INFO record nobody asked to see")
 print(logging.getLogger().level, len(logging.getLogger().handlers))
 """
 
 
-def test_int8_quantization_leaves_the_callers_logging_alone(tmp_path):
-    """ONNX Runtime's quantizer configures the root logger at INFO when imported; a program
-    that exports (the AITS benchmark) would then print every library's INFO records."""
+def test_int8_quantization_keeps_output_heads_fp32_and_leaves_the_callers_logging_alone(tmp_path):
+    """A product with the motion features' width stays fp32. ONNX Runtime's quantizer configures the
+    root logger at INFO when imported; a program that exports (the AITS benchmark) would then print
+    every library's INFO records."""
     result = subprocess.run([sys.executable, "-c", QUANTIZE_QUIETLY, str(tmp_path / "m.onnx")], cwd=REPO,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

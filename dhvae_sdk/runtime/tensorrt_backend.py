@@ -28,7 +28,7 @@ from dhvae_sdk.sampling import NumpyOps
 
 ENGINE_DIR = "tensorrt"
 INT8_NOT_FOR_TENSORRT = (
-    "an int8 model runs on ONNX Runtime only (its step and modulation graphs are dynamically quantized, "
+    "an int8 model runs on ONNX Runtime only (its step, modulation and decoder graphs are dynamically quantized, "
     "MatMulInteger, which TensorRT cannot build); for TensorRT export fp32 or fp16 graphs "
     "(`python -m export.to_onnx CHECKPOINT --out DIR [--fp16]`) and build their engines with "
     "`python -m export.to_trt DIR`"
