@@ -171,6 +171,18 @@ def test_dhvae_latents_are_disentangled_by_construction(decoder):
     assert not torch.allclose(new_a, features_a) and not torch.allclose(new_b, features_b)
 
 
+@pytest.mark.parametrize("latent_tokens", [1, 2])
+def test_a_new_dhvae_starts_with_informative_person_posteriors(latent_tokens):
+    """The person posteriors are unprojected LayerNorm outputs: at the usual zero bias they would
+    start as noisy as the prior (sigma ~ 1) and the decoder would learn to ignore them."""
+    torch.manual_seed(0)
+    vae = build_vae(tiny_vae_config("dhvae", latent_tokens)).eval()
+    posterior = vae.encode(*motion_batch([20, 20, 20, 20], 20))
+    sigma = split_groups((0.5 * posterior.logvar).exp(), latent_tokens)
+    for group in ("a", "b"):
+        assert 0.05 < float(sigma[group].median()) < 0.4, (group, float(sigma[group].median()))
+
+
 def test_vae_rejects_bad_inputs_clearly():
     vae = build_vae(tiny_vae_config("dhvae"))
     motion_a, motion_b, mask = motion_batch([5, 3], 5)
