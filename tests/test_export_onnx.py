@@ -114,8 +114,10 @@ def test_int8_sampling_and_decoding_stay_close_to_pytorch(checkpoint, exported_i
     text = np.random.default_rng(1).standard_normal((4, reference.config.text.width)).astype(np.float32)
     expected = reference.decode(reference.sample(text, 20, 3.5, NumpyOps.from_seed(2)), 60)
     actual = graphs.decode(graphs.sample(text, 20, 3.5, NumpyOps.from_seed(2)), 60)
-    error = np.abs(actual - expected)
-    assert error.mean() < 0.02 * np.abs(expected).mean() and error.max() < 0.2, (error.mean(), error.max())
+    # 20 int8 steps and an int8 decoder: the end-to-end error stays within the per-graph bound.
+    relative_rms = np.sqrt(np.mean((actual - expected) ** 2) / np.mean(expected ** 2))
+    largest = np.abs(actual - expected).max() / np.abs(expected).max()
+    assert relative_rms <= to_onnx.INT8_RELATIVE_RMS and largest < 0.25, (relative_rms, largest)
 
 
 def test_tensorrt_refuses_an_int8_directory_and_names_the_fix(exported_int8):

@@ -177,7 +177,8 @@ def test_a_new_dhvae_starts_with_informative_person_posteriors(latent_tokens):
     start as noisy as the prior (sigma ~ 1) and the decoder would learn to ignore them."""
     torch.manual_seed(0)
     vae = build_vae(tiny_vae_config("dhvae", latent_tokens)).eval()
-    posterior = vae.encode(*motion_batch([20, 20, 20, 20], 20))
+    with torch.no_grad():
+        posterior = vae.encode(*motion_batch([20, 20, 20, 20], 20))
     sigma = split_groups((0.5 * posterior.logvar).exp(), latent_tokens)
     for group in ("a", "b"):
         assert 0.05 < float(sigma[group].median()) < 0.4, (group, float(sigma[group].median()))
