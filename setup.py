@@ -97,7 +97,8 @@ setup(
         "fp16": ["onnxconverter-common"],
         # pytest 9.2 derives a test's node id anew on each read, so pytest-xdist (3.8) can no longer
         # tag it with its group: --dist loadgroup then scatters a group's tests over the workers
-        # and each one rebuilds the group's module fixtures (the suite took 6:10 instead of 4:34).
+        # and each one rebuilds the group's module fixtures (a fresh install's suite: 6:10 with pytest
+        # 9.2.0, 4:05 with 9.1.1).
         # tests/test_suite_setup.py fails if the groups stop reaching the workers.
         "dev": ["pytest>=8,<9.2", "pytest-timeout", "pytest-xdist>=3.5"],
     },

@@ -31,7 +31,6 @@ from export.to_onnx import export_model
 from model_fixtures import save_micro_checkpoint
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which copies each test's group into its node id
 def pytest_collection_modifyitems(items):
     def group(item):
         marker = item.get_closest_marker("xdist_group")
