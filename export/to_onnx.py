@@ -151,7 +151,8 @@ def _export_graph(descriptor: GraphDescriptor, model, latent_scales, directory: 
             _sort_topologically(converted.graph)
             onnx.save(converted, str(path))
         elif precision == "int8":
-            _quantize_weights_int8(path, keep_fp32_width=model.config.feature_dim)
+            heads = model.config.feature_dim if descriptor.role == DECODER.role else None
+            _quantize_weights_int8(path, keep_fp32_width=heads)
         onnx.checker.check_model(str(path))
     except Exception as error:  # the exporter raises many types; all end the export the same way
         raise ExportError(f"exporting {path.name} failed: {type(error).__name__}: {error}") from error
@@ -161,7 +162,7 @@ def _export_graph(descriptor: GraphDescriptor, model, latent_scales, directory: 
     return GraphReport(descriptor.role, path, max_error, relative_rms, output_scale)
 
 
-def _quantize_weights_int8(path: Path, keep_fp32_width: int) -> None:
+def _quantize_weights_int8(path: Path, keep_fp32_width: int | None) -> None:
     # Importing the quantizer calls logging.basicConfig(level=INFO) on the root logger, which
     # would make every library print its INFO records (hundreds of lines, timestamped) for the
     # rest of the process, and quantizing warns on the root logger that the graph was not
@@ -177,7 +178,7 @@ def _quantize_weights_int8(path: Path, keep_fp32_width: int) -> None:
         # MatMulConstBOnly: only products with a weight; attention's activation products stay fp32.
         quantize_dynamic(str(path), str(path), weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul", "Gemm"], extra_options={"MatMulConstBOnly": True},
-                         nodes_to_exclude=_output_heads(path, keep_fp32_width))
+                         nodes_to_exclude=_output_heads(path, keep_fp32_width) if keep_fp32_width else [])
     finally:  # a warning through logging.warning() gives a handler-less root one (basicConfig)
         root.handlers[:] = handlers
         root.setLevel(level)
