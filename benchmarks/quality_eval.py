@@ -116,7 +116,8 @@ def generated_quality(model: ModelUnderTest, reference: Reference, settings: Run
 def reconstruction_quality(model: ModelUnderTest, reference: Reference, settings: RunSettings, embedder: Embedder,
                            representation: Representation) -> dict[str, float]:
     """rFID (reconstructions vs ground truth), L1 on the model's normalized features, MPJPE (m)
-    with its root-relative (pose) and root (path) parts."""
+    with its root-relative (pose) and root (path) parts, and the pose motion ratio (how much the
+    reconstructed bodies move their limbs relative to the originals)."""
     draw = reference.draw
     with tqdm(total=len(draw), desc=f"{model.label}: reconstructing", leave=False, unit="motion") as bar:
         reconstructions = model.reconstruct(draw.motions, progress=bar.update)
@@ -132,7 +133,8 @@ def reconstruction_quality(model: ModelUnderTest, reference: Reference, settings
                            settings.protocol.embedding_scale),
                "feature_l1": errors.feature_l1}
     if representation.to_joints is not None:
-        metrics.update(mpjpe=errors.mpjpe, pose_mpjpe=errors.pose_mpjpe, path_error=errors.path_error)
+        metrics.update(mpjpe=errors.mpjpe, pose_mpjpe=errors.pose_mpjpe, path_error=errors.path_error,
+                       pose_motion_ratio=errors.pose_motion_ratio)
     return metrics
 
 

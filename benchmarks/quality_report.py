@@ -33,6 +33,7 @@ COLUMNS = (
     ("mpjpe", "MPJPE (m) ↓"),
     ("pose_mpjpe", "Pose MPJPE (m) ↓"),
     ("path_error", "Path error (m) ↓"),
+    ("pose_motion_ratio", "Pose motion ratio → 1"),
     ("feature_l1", "L1 ↓"),
     ("pv", "PV (voxels) ↓"),
     ("pv_ml", "PV (ml) ↓"),

@@ -77,7 +77,8 @@ def test_every_metric_of_both_rows_is_reported_and_finite(run):
     assert list(rows) == [GROUND_TRUTH, "tiny"]
     truth_metrics = {"fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist", "diversity",
                      "pv", "pv_ml", "pfr", "pdr", "contact"}
-    model_metrics = truth_metrics | {"mmodality", "rfid", "mpjpe", "pose_mpjpe", "path_error", "feature_l1"}
+    model_metrics = truth_metrics | {"mmodality", "rfid", "mpjpe", "pose_mpjpe", "path_error",
+                                     "pose_motion_ratio", "feature_l1"}
     for label, expected in ((GROUND_TRUTH, truth_metrics), ("tiny", model_metrics)):
         assert set(rows[label]["summary"]) == expected
         assert len(rows[label]["replications"]) == 2
@@ -214,6 +215,31 @@ def test_reconstruction_errors_by_hand():
     with pytest.raises(ValueError, match="mask must be bool"):
         errors.add_features(recon, target, mask.astype(int))
 
+
+
+def test_pose_motion_ratio_tells_a_sliding_rest_pose_from_real_motion():
+    frames = np.arange(6, dtype=float)
+    walking = np.zeros((1, 6, 2, 22, 3))
+    walking[..., 0] = 0.1 * frames[None, :, None, None]  # both bodies move along x
+    walking[:, :, :, 7, 1] = 0.05 * np.sin(frames)[None, :, None]  # an ankle swings relative to the root
+    sliding = walking.copy()
+    sliding[:, :, :, 7, 1] = 0.0  # the same path, the limb still
+    half = walking.copy()
+    half[:, :, :, 7, 1] *= 0.5
+    mask = np.array([[True, True, True, True, True, False]])  # the padded frame's jump must not count
+    walking[0, 5] = 50.0
+    ratios = []
+    for recon in (walking, sliding, half):
+        errors = ReconstructionErrors()
+        errors.add_joints(recon, walking, mask)
+        ratios.append(errors.pose_motion_ratio)
+    assert ratios == pytest.approx([1.0, 0.0, 0.5])
+    with pytest.raises(ValueError, match="never move a joint"):
+        still = ReconstructionErrors()
+        still.add_joints(sliding, sliding, mask)
+        still.pose_motion_ratio
+    with pytest.raises(ValueError, match="call add_joints first"):
+        ReconstructionErrors().pose_motion_ratio
 
 def test_table_cells_and_json_nan():
     assert format_cell({"mean": 0.12345, "ci95": 0.0061}) == "0.123±0.006"

@@ -3,7 +3,10 @@
 MPJPE mixes two errors of different cause: where the body is (the root's path over the
 floor, which grows with the clip's length) and how it is posed. ``path_error`` (the root
 joint's distance) and ``pose_mpjpe`` (joints relative to each person's root) report them
-apart. All are means over the real frames of every sequence; within a frame both persons and
+apart. Low errors can still hide a body that slides along its path without moving its limbs
+(a decoder that regresses to a rest pose): ``pose_motion_ratio`` compares how far the joints
+move relative to their root from frame to frame, reconstruction over original (1 = as much
+body motion as the original, near 0 = a sliding rest pose). All are means over the real frames of every sequence; within a frame both persons and
 all their features (or joints) weigh equally. Sequences may be padded: ``mask`` [N, T] marks the
 real frames. Sums are kept so that batches can be added up before the mean is taken.
 """
@@ -29,6 +32,8 @@ class ReconstructionErrors:
     joint_error_sum: float = 0.0
     pose_error_sum: float = 0.0
     path_error_sum: float = 0.0
+    recon_pose_motion_sum: float = 0.0
+    target_pose_motion_sum: float = 0.0
     frames: int = 0
     joint_frames: int = 0
 
@@ -54,6 +59,11 @@ class ReconstructionErrors:
             per_frame = distances.reshape(*mask.shape, -1).mean(axis=-1)
             setattr(self, total, getattr(self, total) + float(per_frame[mask].sum()))
         self.joint_frames += int(mask.sum())
+        both_real = mask[:, 1:] & mask[:, :-1]
+        for total, joints in (("recon_pose_motion_sum", recon), ("target_pose_motion_sum", target)):
+            pose = joints - joints[..., :1, :]
+            steps = np.linalg.norm(np.diff(pose, axis=1), axis=-1).reshape(*both_real.shape, -1).sum(axis=-1)
+            setattr(self, total, getattr(self, total) + float(steps[both_real].sum()))
 
     @property
     def feature_l1(self) -> float:
@@ -61,9 +71,12 @@ class ReconstructionErrors:
             raise ValueError("no real frame was added; call add_features first")
         return self.feature_l1_sum / self.frames
 
-    def _joint_mean(self, total: float) -> float:
+    def _require_joints(self) -> None:
         if not self.joint_frames:
             raise ValueError("no real frame of joints was added; call add_joints first")
+
+    def _joint_mean(self, total: float) -> float:
+        self._require_joints()
         return total / self.joint_frames
 
     @property
@@ -79,3 +92,11 @@ class ReconstructionErrors:
     def path_error(self) -> float:
         """Mean distance of the root joints: the path alone."""
         return self._joint_mean(self.path_error_sum)
+
+    @property
+    def pose_motion_ratio(self) -> float:
+        """Frame-to-frame motion of the joints relative to their root, reconstruction over original."""
+        self._require_joints()
+        if self.target_pose_motion_sum == 0:
+            raise ValueError("the original motions never move a joint relative to its root; the ratio is undefined")
+        return self.recon_pose_motion_sum / self.target_pose_motion_sum

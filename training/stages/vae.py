@@ -44,7 +44,7 @@ class VAEObjective(nn.Module):
 def reconstruction_metrics(vae: MotionVAE, loader, representation: MotionRepresentation) -> dict[str, float]:
     """Held-out reconstruction through the posterior means: L1 on normalized features and, when
     the representation has joints, MPJPE in metres (both persons, real frames only), with its
-    root-relative (pose) and root (path) parts."""
+    root-relative (pose) and root (path) parts, and how much the body moves (pose_motion_ratio)."""
     device = next(vae.parameters()).device
     vae.eval()
     errors = ReconstructionErrors()
@@ -58,7 +58,8 @@ def reconstruction_metrics(vae: MotionVAE, loader, representation: MotionReprese
                               joints_of(motion, representation).cpu().numpy(), mask.cpu().numpy())
     metrics = {"feature_l1": errors.feature_l1}
     if representation.to_joints is not None:
-        metrics.update(mpjpe_m=errors.mpjpe, pose_mpjpe_m=errors.pose_mpjpe, path_error_m=errors.path_error)
+        metrics.update(mpjpe_m=errors.mpjpe, pose_mpjpe_m=errors.pose_mpjpe, path_error_m=errors.path_error,
+                       pose_motion_ratio=errors.pose_motion_ratio)
     return metrics
 
 
