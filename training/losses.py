@@ -3,6 +3,8 @@
   loss = w_rec (L1_A + L1_B) + w_joint (L1 of A's + of B's joint positions)
          + w_kl mean(KL_a, KL_b, KL_g) + w_tri triplet(z_g means)
 
+(the CPU presets put smooth L1 in place of both L1s: ``LossConfig.recon_loss``).
+
 The L1 terms are masked means over the real frames of normalized features (the release's
 weighted L1 without its padding term: our decoder outputs zeros there, which no weight can
 move); the joint term is the same L1 on the joint-position dims (0:66 for InterHuman), also
@@ -45,9 +47,13 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum() / (weights.sum() * per_frame).clamp_min(1.0)
 
 
-def person_l1(recon: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Sum over the two persons of the masked-mean L1 between [B, T, 2, D] tensors."""
-    return sum(masked_mean((recon[:, :, person] - target[:, :, person]).abs(), mask) for person in (0, 1))
+def person_distance(recon: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Sum over the two persons of the masked-mean L1 (or smooth L1, beta 1) between [B, T, 2, D]
+    tensors."""
+    def distance(a, b):
+        return (a - b).abs() if kind == "l1" else F.smooth_l1_loss(a, b, reduction="none", beta=1.0)
+
+    return sum(masked_mean(distance(recon[:, :, person], target[:, :, person]), mask) for person in (0, 1))
 
 
 def kl_loss(posterior: LatentPosterior) -> torch.Tensor:
@@ -138,11 +144,11 @@ def vae_losses(vae: MotionVAE, motion: torch.Tensor, mask: torch.Tensor,
     """Every stage-1 term (unweighted) and their weighted sum "loss" for one batch."""
     out = vae(motion[:, :, 0], motion[:, :, 1], mask)
     recon = torch.stack([out["recon_a"], out["recon_b"]], dim=2).float()  # losses in fp32 under autocast
-    losses = {"recon": person_l1(recon, motion, mask), "kl": kl_loss(out["posterior"])}
+    losses = {"recon": person_distance(recon, motion, mask, config.recon_loss), "kl": kl_loss(out["posterior"])}
     total = config.w_rec * losses["recon"] + config.w_kl * losses["kl"]
     positions = representation.positions
     if positions is not None and config.w_joint > 0:
-        losses["joint"] = person_l1(recon[..., positions], motion[..., positions], mask)
+        losses["joint"] = person_distance(recon[..., positions], motion[..., positions], mask, config.recon_loss)
         total = total + config.w_joint * losses["joint"]
     if positions is not None and representation.to_joints is not None and config.w_tri > 0:
         losses["triplet"] = interaction_triplet_loss(vae, motion, mask, out["posterior"], representation, config)

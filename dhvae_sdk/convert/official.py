@@ -24,7 +24,7 @@ from dhvae_sdk.checkpoint import Checkpoint
 from dhvae_sdk.errors import DHVAEError
 from dhvae_sdk.models import DHVAEConfig, DHVAEModel, build_model
 from dhvae_sdk.models.config import DenoiserConfig, TextEncoderConfig, VAEConfig
-from dhvae_sdk.models.denoiser import sinusoidal_table
+from dhvae_sdk.models.layers import sinusoidal_table
 from dhvae_sdk.motion import interhuman, interhuman_normalizer
 
 RELEASE_POSITION_ROWS = 5000  # the release's learned position tables, whatever max_len is

@@ -20,6 +20,7 @@ from ..motion import interhuman, interx
 GROUPS = ("a", "b", "g")
 VAE_KINDS = ("dhvae", "flat")
 DECODER_KINDS = ("cat", "hire")
+RECON_LOSSES = ("l1", "smooth_l1")
 PREDICTION_TYPES = ("epsilon", "x0", "v")
 BETA_SCHEDULES = ("scaled_linear", "linear")
 
@@ -234,13 +235,18 @@ class LossConfig(ConfigDict):
     """Stage-1 loss weights (the release's recipe) and the triplet loss's shifts.
 
     Reconstruction ``w_rec`` x (L1 of A + L1 of B) on normalized features; ``w_joint`` x the
-    same on the joint positions (dims 0:66); ``w_kl`` x the mean of the three KLs; ``w_tri``
+    same on the joint positions (dims 0:66). ``recon_loss`` "smooth_l1" (Huber, beta 1) replaces
+    L1 in both for the CPU presets: on procedural motion, where most frames hold a limb exactly
+    still, L1's full-size gradients for tiny errors held a tiny VAE at the clip's median pose
+    (it never raised an arm it was shown 400 times), and its output stayed a rest pose sliding
+    along the path through 2250 steps of full training; ``w_kl`` x the mean of the three KLs; ``w_tri``
     x the triplet loss on the z3 means with ``margin``. Positives and negatives move person
     B's positions along x and along y (the release shifts these two axes, y being vertical),
     in metres: positives by at most ``pos_contact`` (pairs in contact) / ``pos_apart``,
     negatives by a magnitude in ``neg_contact_*`` / ``neg_apart_*``.
     """
 
+    recon_loss: str = "l1"
     w_rec: float = 0.5
     w_joint: float = 0.5
     w_kl: float = 1e-4
@@ -256,6 +262,7 @@ class LossConfig(ConfigDict):
     contact_dilation: int = 1
 
     def __post_init__(self):
+        _require_choice("loss", "recon_loss", self.recon_loss, RECON_LOSSES)
         for name in ("w_rec", "w_joint", "w_kl", "w_tri", "margin"):
             _require(getattr(self, name) >= 0.0, f"loss.{name} must be >= 0, got {getattr(self, name)}")
         _require_positive(
@@ -314,11 +321,13 @@ def _paper() -> DHVAEConfig:
 
 # small and tiny are the CPU presets: their VAEs have no dropout, whose random masks were 40% of
 # a tiny VAE training step's forward time on one core (batch 16 of 300 frames: step 2.43 s with
-# dropout 0.1, 1.70 s without; held-out MPJPE after 250 steps 0.56 and 0.61 m, within noise).
+# dropout 0.1, 1.70 s without; held-out MPJPE after 250 steps 0.56 and 0.61 m, within noise), and
+# they reconstruct with smooth L1 (LossConfig).
 def _small() -> DHVAEConfig:
     return DHVAEConfig(
         preset="small",
         vae=VAEConfig(width=128, heads=4, ff=512, person_layers=3, interaction_layers=3, dropout=0.0),
+        loss=LossConfig(recon_loss="smooth_l1"),
         denoiser=DenoiserConfig(layers=6, heads=4),
         text=TextEncoderConfig(width=128, layers=2, heads=4, mlp=512, train_tower=True,
                                head_layers=1, head_heads=8, head_ff=512),
@@ -329,6 +338,7 @@ def _tiny() -> DHVAEConfig:
     return DHVAEConfig(
         preset="tiny",
         vae=VAEConfig(width=64, heads=4, ff=256, person_layers=2, interaction_layers=3, dropout=0.0),
+        loss=LossConfig(recon_loss="smooth_l1"),
         denoiser=DenoiserConfig(layers=4, heads=4),
         text=TextEncoderConfig(width=64, layers=2, heads=4, mlp=256, train_tower=True,
                                head_layers=1, head_heads=8, head_ff=256),

@@ -27,23 +27,13 @@ from dhvae_sdk.graph_contract import HEAD_MODULATION_ROWS, LAYER_MODULATION_ROWS
 
 from .config import DenoiserConfig
 from .latent import GROUPS
-from .layers import attend
+from .layers import attend, sinusoidal_table
 
 LAYER_MODULATIONS = len(LAYER_MODULATION_ROWS)
 HEAD_MODULATIONS = len(HEAD_MODULATION_ROWS)
 FFN_RATIO = 4
 ATTENTION_SCALE = 0.25  # the release scales logits by 0.25 / sqrt(head width)
 NORM_EPS = 1e-6
-
-
-def sinusoidal_table(length: int, width: int) -> torch.Tensor:
-    """The Transformer's position table [length, width]: sine on even, cosine on odd channels."""
-    position = torch.arange(length, dtype=torch.float32)[:, None]
-    frequency = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10000.0) / width))
-    table = torch.zeros(length, width)
-    table[:, 0::2] = torch.sin(position * frequency)
-    table[:, 1::2] = torch.cos(position * frequency[: width // 2])
-    return table
 
 
 def timestep_features(timesteps: torch.Tensor, width: int) -> torch.Tensor:

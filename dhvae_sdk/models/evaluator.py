@@ -18,7 +18,6 @@ unchanged. Facts taken from there:
 """
 from __future__ import annotations
 
-import math
 import os
 import pickle
 import zipfile
@@ -28,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dhvae_sdk.models.layers import sinusoidal_table
 from dhvae_sdk.models.tokenizer import token_ids
 
 LIGHTNING_PREFIX = "model."
@@ -68,12 +68,7 @@ class SinusoidalPositions(nn.Module):
 
     def __init__(self, width: int, rows: int, dropout: float):
         super().__init__()
-        position = torch.arange(rows, dtype=torch.float32)[:, None]
-        frequency = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10000.0) / width))
-        table = torch.zeros(rows, width)
-        table[:, 0::2] = torch.sin(position * frequency)
-        table[:, 1::2] = torch.cos(position * frequency)
-        self.register_buffer("pe", table)
+        self.register_buffer("pe", sinusoidal_table(rows, width))
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
