@@ -235,15 +235,17 @@ class LossConfig(ConfigDict):
     """Stage-1 loss weights (the release's recipe) and the triplet loss's shifts.
 
     Reconstruction ``w_rec`` x (L1 of A + L1 of B) on normalized features; ``w_joint`` x the
-    same on the joint positions (dims 0:66). ``recon_loss`` "smooth_l1" (Huber, beta 1) replaces
-    L1 in both for the CPU presets: on procedural motion, where most frames hold a limb exactly
-    still, L1's full-size gradients for tiny errors held a tiny VAE at the clip's median pose
-    (it never raised an arm it was shown 400 times), and its output stayed a rest pose sliding
-    along the path through 2250 steps of full training; ``w_kl`` x the mean of the three KLs; ``w_tri``
+    same on the joint positions (dims 0:66); ``w_kl`` x the mean of the three KLs; ``w_tri``
     x the triplet loss on the z3 means with ``margin``. Positives and negatives move person
     B's positions along x and along y (the release shifts these two axes, y being vertical),
     in metres: positives by at most ``pos_contact`` (pairs in contact) / ``pos_apart``,
     negatives by a magnitude in ``neg_contact_*`` / ``neg_apart_*``.
+
+    ``recon_loss`` "smooth_l1" (Huber, beta 1) replaces both L1s in the CPU presets. On
+    procedural motion most frames hold a limb exactly still, and L1 gives a tiny error the same
+    gradient as a large one: a tiny VAE overfitting one waving clip stayed at the clip's
+    median pose, arm down, for 400 steps, and with the release's L1 (and random position rows)
+    a fully trained tiny VAE's output was a rest pose sliding along the path at 2250 steps.
     """
 
     recon_loss: str = "l1"
