@@ -6,7 +6,9 @@ joint's distance) and ``pose_mpjpe`` (joints relative to each person's root) rep
 apart. Low errors can still hide a body that slides along its path without moving its limbs
 (a decoder that regresses to a rest pose): ``pose_motion_ratio`` compares how far the joints
 move relative to their root from frame to frame, reconstruction over original (1 = as much
-body motion as the original, near 0 = a sliding rest pose). All are means over the real frames of every sequence; within a frame both persons and
+body motion as the original, near 0 = a sliding rest pose, above 1 = jitter).
+
+The errors are means over the real frames of every sequence; within a frame both persons and
 all their features (or joints) weigh equally. Sequences may be padded: ``mask`` [N, T] marks the
 real frames. Sums are kept so that batches can be added up before the mean is taken.
 """
