@@ -5,8 +5,8 @@ and one trace per distinct graph.
 session trace a wrapper that an earlier export already traced: the fp16 and int8 exports and
 the failure tests' partial exports all start from the fp32 export's graphs. ``traced_once``
 keeps each traced file under a key of everything the trace depends on (the wrapper's class,
-structure, parameters and buffers, the sample inputs and the export options) and copies it on
-a repeat; the conversions, quantization and parity checks of every export still run. The
+the submodules, parameters and buffers its forward pass uses, the sample inputs and the export
+options) and copies it on a repeat; the conversions, quantization and parity checks of every export still run. The
 store lives beside the session's temporary folders, under a lock per key, so that pytest-xdist
 workers share it too.
 
@@ -20,15 +20,27 @@ the end.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from filelock import FileLock
+from torch.nn.modules.module import register_module_forward_hook
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves
 
 from export.to_onnx import export_model
 from model_fixtures import save_micro_checkpoint
+
+
+def pytest_configure(config):
+    # A pytest-xdist worker per core: threads of their own on every core would make the two
+    # workers (and the programs they start) fight over both.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(items):
@@ -40,10 +52,38 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: group(item) not in slow_groups)
 
 
+class _TensorsRead(TorchFunctionMode):
+    """Records the id of every tensor a torch function or tensor method is given."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids: set[int] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        self.ids.update(id(leaf) for leaf in tree_leaves((args, kwargs)) if isinstance(leaf, torch.Tensor))
+        return func(*args, **kwargs)
+
+
 def _trace_key(module: torch.nn.Module, args: tuple, options: dict) -> str:
-    digest = hashlib.sha256(f"{type(module).__qualname__}\n{module!r}\n{sorted(options.items())!r}".encode())
-    tensors = [*module.named_parameters(), *module.named_buffers(), *enumerate(args)]
-    for name, tensor in tensors:
+    """A hash of what the trace depends on, found by running ``module`` once: the submodules
+    that ran (name, type, settings), the parameters and buffers read, the sample inputs and
+    the export options. A trace keeps only what the forward pass reads, so the encoder graphs
+    of two VAEs that differ only in their decoders are one trace."""
+    ran, read = [], _TensorsRead()
+    hook = register_module_forward_hook(lambda submodule, inputs, output: ran.append(submodule))
+    try:
+        with torch.no_grad(), read:
+            module(*args)
+    finally:
+        hook.remove()
+    names = {id(submodule): name for name, submodule in module.named_modules()}
+    digest = hashlib.sha256(f"{type(module).__qualname__}\n{sorted(options.items())!r}".encode())
+    for submodule in dict.fromkeys(ran):
+        digest.update(f"{names[id(submodule)]} {type(submodule).__qualname__} {submodule.extra_repr()}\n".encode())
+    state = [(name, tensor) for name, tensor in [*module.named_parameters(), *module.named_buffers()]
+             if id(tensor) in read.ids]
+    for name, tensor in [*state, *enumerate(args)]:
         tensor = tensor.detach().cpu().contiguous()
         digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())

@@ -23,16 +23,16 @@ REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": f"{REPO}:{REPO / 'tests'}", "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return save_micro_checkpoint(tmp_path_factory.mktemp("ckpt") / "micro.safetensors")
+@pytest.fixture
+def checkpoint(micro_checkpoint):
+    return micro_checkpoint  # the session's: its graphs are traced once for every test
 
 
 def _mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
 
-def test_checkpoints_and_other_outputs_keep_the_umasks_mode(tmp_path, checkpoint):
+def test_checkpoints_and_other_outputs_keep_the_umasks_mode(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     expected = 0o666 & ~umask
