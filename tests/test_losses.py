@@ -93,6 +93,14 @@ def test_l1_terms_are_masked_means_summed_over_persons():
     far = target.clone()
     far[:, :, 0] += 3.0
     assert float(person_distance(far, target, mask, "smooth_l1")) == pytest.approx(2.5, rel=1e-5)
+    # berHu: |e| up to 0.2, (e^2 + 0.04) / 0.4 above (0.725 at 0.5, 0.25625 at 0.25).
+    assert float(person_distance(recon, target, mask, "berhu")) == pytest.approx(0.725 + 0.25625, rel=1e-5)
+    assert float(person_distance(garbage, target, mask, "berhu")) == pytest.approx(0.725 + 0.25625, rel=1e-5)
+    near = target.clone()
+    near[:, :, 1] += 0.1
+    assert float(person_distance(near, target, mask, "berhu")) == pytest.approx(0.1, rel=1e-5)
+    with pytest.raises(ValueError, match="unknown reconstruction distance 'l2'"):
+        person_distance(near, target, mask, "l2")
 
 
 def test_kl_is_the_mean_of_the_three_groups():

@@ -47,13 +47,28 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * weights).sum() / (weights.sum() * per_frame).clamp_min(1.0)
 
 
-def person_distance(recon: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str = "l1") -> torch.Tensor:
-    """Sum over the two persons of the masked-mean L1 (or smooth L1, beta 1) between [B, T, 2, D]
-    tensors."""
-    def distance(a, b):
-        return (a - b).abs() if kind == "l1" else F.smooth_l1_loss(a, b, reduction="none", beta=1.0)
+# berHu ("reverse Huber"): L1 below this error (in normalized units), quadratic above it.
+BERHU_THRESHOLD = 0.2
 
-    return sum(masked_mean(distance(recon[:, :, person], target[:, :, person]), mask) for person in (0, 1))
+
+def elementwise_distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.Tensor:
+    """|a - b| ("l1"), Huber with beta 1 ("smooth_l1"), or berHu ("berhu")."""
+    error = (a - b).abs()
+    if kind == "l1":
+        return error
+    if kind == "smooth_l1":
+        return F.smooth_l1_loss(a, b, reduction="none", beta=1.0)
+    if kind == "berhu":
+        return torch.where(error <= BERHU_THRESHOLD, error,
+                           (error * error + BERHU_THRESHOLD ** 2) / (2 * BERHU_THRESHOLD))
+    raise ValueError(f"unknown reconstruction distance {kind!r}")
+
+
+def person_distance(recon: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Sum over the two persons of the masked-mean ``elementwise_distance`` between [B, T, 2, D]
+    tensors."""
+    return sum(masked_mean(elementwise_distance(recon[:, :, person], target[:, :, person], kind), mask)
+               for person in (0, 1))
 
 
 def kl_loss(posterior: LatentPosterior) -> torch.Tensor:

@@ -107,7 +107,8 @@ def stage_options(options: TrainOptions) -> StageOptions:
         clip_weights=options.clip_weights, vae_checkpoint=options.vae, eval_samples=options.eval_samples,
         synthetic_samples=options.synthetic_samples, latent_views=options.latent_views,
         augment=not options.no_augment, max_frames=options.max_frames, vae_kind=options.vae_kind,
-        w_tri=options.w_tri, w_joint=options.w_joint, latent_scales=options.latent_scales,
+        w_tri=options.w_tri, w_joint=options.w_joint, recon_loss=options.recon_loss,
+        latent_scales=options.latent_scales,
     )
 
 

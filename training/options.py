@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dhvae_sdk.models import PRESETS, VAE_BUILDERS
+from dhvae_sdk.models.config import RECON_LOSSES
 from training.stages import STAGES
 from training.stages.common import DATASETS, LATENT_SCALE_CHOICES
 from training.trainer import LR_SCHEDULES
@@ -75,6 +76,8 @@ class TrainOptions:
     w_tri: float | None = option(help="vae stage ablation: triplet-loss weight (0 turns it off)", identity=True)
     w_joint: float | None = option(help="vae stage: joint-position L1 weight instead of the preset's 0.5",
                                    identity=True)
+    recon_loss: str | None = option(help="vae stage: the reconstruction distance instead of the preset's",
+                                    choices=RECON_LOSSES, identity=True)
     clip_weights: str | None = option(help="open_clip ViT-L-14 weights for presets with the CLIP tower",
                                       identity=True)
     latent_views: int = option(4, help="denoiser stage: augmented encodings cached per training pair",

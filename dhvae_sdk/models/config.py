@@ -20,7 +20,7 @@ from ..motion import interhuman, interx
 GROUPS = ("a", "b", "g")
 VAE_KINDS = ("dhvae", "flat")
 DECODER_KINDS = ("cat", "hire")
-RECON_LOSSES = ("l1", "smooth_l1")
+RECON_LOSSES = ("l1", "smooth_l1", "berhu")
 PREDICTION_TYPES = ("epsilon", "x0", "v")
 BETA_SCHEDULES = ("scaled_linear", "linear")
 

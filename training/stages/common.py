@@ -47,6 +47,7 @@ class StageOptions:
     vae_kind: str | None = None  # ablation: "dhvae" or "flat" instead of the preset's
     w_tri: float | None = None  # ablation: triplet-loss weight instead of the preset's (0 turns it off)
     w_joint: float | None = None  # joint-position L1 weight instead of the preset's
+    recon_loss: str | None = None  # reconstruction distance instead of the preset's
     latent_scales: str = "release"  # denoiser stage: "release" (fixed 1, 1, 1/5) or "std" (estimated)
 
     def __post_init__(self):

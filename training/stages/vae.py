@@ -69,13 +69,13 @@ class VAEStage:
 
     def __init__(self, options: StageOptions, context: ProcessContext):
         preset = get_preset(options.preset, options.dataset)
-        weights = {name: value for name, value in (("w_tri", options.w_tri), ("w_joint", options.w_joint))
-                   if value is not None}
+        chosen = (("w_tri", options.w_tri), ("w_joint", options.w_joint), ("recon_loss", options.recon_loss))
+        overrides = {name: value for name, value in chosen if value is not None}
         config = replace(
             preset,
             text=replace(preset.text, clip_weights=options.clip_weights),
             vae=replace(preset.vae, kind=options.vae_kind or preset.vae.kind),
-            loss=replace(preset.loss, **weights),
+            loss=replace(preset.loss, **overrides),
         )
         if options.max_frames is not None and options.max_frames > config.vae.max_frames:
             raise ValueError(f"--max-frames {options.max_frames} exceeds the {options.preset} VAE's "
