@@ -246,6 +246,8 @@ class LossConfig(ConfigDict):
     gradient as a large one: a tiny VAE overfitting one waving clip stayed at the clip's
     median pose, arm down, for 400 steps, and with the release's L1 (and random position rows)
     a fully trained tiny VAE's output was a rest pose sliding along the path at 2250 steps.
+    "berhu" (L1 up to an error of 0.2, quadratic above) keeps L1's pull on small errors, which
+    smooth L1 weakens (the root path), and weighs large ones (a limb) like the square does.
     """
 
     recon_loss: str = "l1"
