@@ -324,3 +324,8 @@ def test_max_frames_errors_name_the_option(tmp_path, dataset, frames, shortest):
     options = StageOptions(run_dir=tmp_path, dataset=dataset, data_root=tmp_path, preset="tiny", max_frames=frames)
     with pytest.raises(ValueError, match=f"--max-frames must be at least {shortest} for the {dataset} dataset"):
         open_dataset(options, "train", seed=0)
+
+
+def test_latent_tokens_below_one_are_refused_before_any_data_is_read(tmp_path):
+    with pytest.raises(ValueError, match=r"these options must be >= 1: \{'--latent-tokens': 0\}"):
+        StageOptions(run_dir=tmp_path, dataset="synthetic", data_root=tmp_path / "none", preset="tiny", latent_tokens=0)

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from dhvae_sdk.checkpoint import load_checkpoint, save_checkpoint
 from dhvae_sdk.evaluation.evaluator_checkpoint import load_evaluator
-from dhvae_sdk.models import build_model, count_parameters, empty_text_tokens, scale_latents
+from dhvae_sdk.models import build_model, count_parameters, empty_text_tokens, get_preset, scale_latents
 from dhvae_sdk.models import tokenize as tokenize_clip
 from dhvae_sdk.models.evaluator import tokenize
 from tests.fk_motions import write_interhuman
@@ -233,7 +233,7 @@ def test_one_options_dataclass_makes_the_command_line_and_the_run_identity():
                 "latent_scales": "release"}
     same = parse_options(["vae", "--preset", "tiny", "--dataset", "synthetic", "--data-root", "/data", "--out", "o",
                           "--lr", "1e-3", "--max-frames", "120", "--steps", "5", "--threads", "2"], "p", "d")
-    assert same.identity() == {**recorded, "w_joint": None, "recon_loss": None} and same.identity_changes(recorded) == {}
+    assert same.identity() == {**recorded, "w_joint": None, "latent_tokens": None, "recon_loss": None} and same.identity_changes(recorded) == {}
     older = {key: value for key, value in recorded.items() if key != "latent_scales"}
     assert same.identity_changes(older) == {}  # an option the record predates counts at its default
     assert dataclasses.replace(same, lr=1e-4, seed=2).identity_changes(recorded) == {"seed": (0, 2), "lr": (0.001, 1e-4)}
@@ -241,9 +241,11 @@ def test_one_options_dataclass_makes_the_command_line_and_the_run_identity():
 
 def test_loss_options_reach_the_saved_config(four_pairs, tmp_path):
     run_main(*vae_args(four_pairs, tmp_path / "run", 1, "--batch-size", 1, "--w-joint", 2.5, "--w-tri", 0,
-                       "--recon-loss", "berhu"))
-    loss = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors").config.loss
+                       "--recon-loss", "berhu", "--latent-tokens", 2))
+    config = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors").config
+    loss = config.loss
     assert (loss.w_joint, loss.w_tri, loss.w_rec, loss.recon_loss) == (2.5, 0.0, 0.5, "berhu")
+    assert config.vae.latent_tokens == 2 and get_preset("tiny").vae.latent_tokens == 1
 
 
 def test_mixed_precision_is_refused_on_cpu(four_pairs, tmp_path):

@@ -76,6 +76,8 @@ class TrainOptions:
     w_tri: float | None = option(help="vae stage ablation: triplet-loss weight (0 turns it off)", identity=True)
     w_joint: float | None = option(help="vae stage: joint-position L1 weight instead of the preset's 0.5",
                                    identity=True)
+    latent_tokens: int | None = option(help="vae stage: tokens per latent group (l) instead of the preset's",
+                                       identity=True)
     recon_loss: str | None = option(help="vae stage: the reconstruction distance instead of the preset's",
                                     choices=RECON_LOSSES, identity=True)
     clip_weights: str | None = option(help="open_clip ViT-L-14 weights for presets with the CLIP tower",

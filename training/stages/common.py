@@ -48,13 +48,15 @@ class StageOptions:
     w_tri: float | None = None  # ablation: triplet-loss weight instead of the preset's (0 turns it off)
     w_joint: float | None = None  # joint-position L1 weight instead of the preset's
     recon_loss: str | None = None  # reconstruction distance instead of the preset's
+    latent_tokens: int | None = None  # tokens per latent group instead of the preset's
     latent_scales: str = "release"  # denoiser stage: "release" (fixed 1, 1, 1/5) or "std" (estimated)
 
     def __post_init__(self):
         if self.dataset not in DATASETS:
             raise ValueError(f"--dataset must be one of {DATASETS}, got {self.dataset!r}")
         counts = {"--batch-size": self.batch_size, "--eval-samples": self.eval_samples,
-                  "--latent-views": self.latent_views, "--synthetic-samples": self.synthetic_samples}
+                  "--latent-views": self.latent_views, "--synthetic-samples": self.synthetic_samples,
+                  "--latent-tokens": 1 if self.latent_tokens is None else self.latent_tokens}
         bad = {flag: value for flag, value in counts.items() if value < 1}
         if bad:
             raise ValueError(f"these options must be >= 1: {bad}")

@@ -74,7 +74,8 @@ class VAEStage:
         config = replace(
             preset,
             text=replace(preset.text, clip_weights=options.clip_weights),
-            vae=replace(preset.vae, kind=options.vae_kind or preset.vae.kind),
+            vae=replace(preset.vae, kind=options.vae_kind or preset.vae.kind,
+                        latent_tokens=preset.vae.latent_tokens if options.latent_tokens is None else options.latent_tokens),
             loss=replace(preset.loss, **overrides),
         )
         if options.max_frames is not None and options.max_frames > config.vae.max_frames:
