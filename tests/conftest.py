@@ -6,9 +6,9 @@ session trace a wrapper that an earlier export already traced: the fp16 and int8
 the failure tests' partial exports all start from the fp32 export's graphs. ``traced_once``
 keeps each traced file under a key of everything the trace depends on (the wrapper's class,
 the submodules, parameters and buffers its forward pass uses, the sample inputs and the export
-options) and copies it on a repeat; the conversions, quantization and parity checks of every export still run. The
-store lives beside the session's temporary folders, under a lock per key, so that pytest-xdist
-workers share it too.
+options) and copies it on a repeat; the conversions, quantization and parity checks of every
+export still run. The store lives beside the session's temporary folders, under a lock per
+key, so that pytest-xdist workers share it too.
 
 Scheduling (pytest-xdist ``--dist loadgroup``): tests that share an expensive module fixture
 name a group (``xdist_group``), so that one worker makes the fixture once; every other test is

@@ -63,20 +63,23 @@ def reconstruction_metrics(vae: MotionVAE, loader, representation: MotionReprese
     return metrics
 
 
+def _given(**options) -> dict:
+    """The options the command line set (not None): they replace the preset's values."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 class VAEStage:
     name = "vae"
     checkpoint_name = "checkpoint.safetensors"
 
     def __init__(self, options: StageOptions, context: ProcessContext):
         preset = get_preset(options.preset, options.dataset)
-        chosen = (("w_tri", options.w_tri), ("w_joint", options.w_joint), ("recon_loss", options.recon_loss))
-        overrides = {name: value for name, value in chosen if value is not None}
         config = replace(
             preset,
             text=replace(preset.text, clip_weights=options.clip_weights),
-            vae=replace(preset.vae, kind=options.vae_kind or preset.vae.kind,
-                        latent_tokens=preset.vae.latent_tokens if options.latent_tokens is None else options.latent_tokens),
-            loss=replace(preset.loss, **overrides),
+            vae=replace(preset.vae, **_given(kind=options.vae_kind, latent_tokens=options.latent_tokens)),
+            loss=replace(preset.loss, **_given(w_tri=options.w_tri, w_joint=options.w_joint,
+                                               recon_loss=options.recon_loss)),
         )
         if options.max_frames is not None and options.max_frames > config.vae.max_frames:
             raise ValueError(f"--max-frames {options.max_frames} exceeds the {options.preset} VAE's "
