@@ -57,7 +57,7 @@ def elementwise_distance(a: torch.Tensor, b: torch.Tensor, kind: str) -> torch.T
     if kind == "l1":
         return error
     if kind == "smooth_l1":
-        return F.smooth_l1_loss(a, b, reduction="none", beta=1.0)
+        return torch.where(error < 1.0, 0.5 * error * error, error - 0.5)
     if kind == "berhu":
         return torch.where(error <= BERHU_THRESHOLD, error,
                            (error * error + BERHU_THRESHOLD ** 2) / (2 * BERHU_THRESHOLD))
