@@ -11,7 +11,7 @@ from dhvae_sdk.motion import Normalizer
 from dhvae_sdk.motion.interhuman import FOOT_CONTACTS, POSITIONS, ROTATIONS, VELOCITIES, interaction_features
 from tests.fk_motions import fk_pair_raw
 from training.losses import (
-    MotionRepresentation, kl_loss, negative_shifts, pairs_in_contact, person_distance, positive_shifts,
+    MotionRepresentation, distance_map_loss, kl_loss, negative_shifts, pairs_in_contact, person_distance, positive_shifts,
     shift_person_b, triplet_margin, vae_losses,
 )
 from training.stages.common import representation_of
@@ -145,6 +145,39 @@ def test_vae_losses_weighted_sum_and_representation_without_joints():
     interx_losses = vae_losses(build_vae(interx.vae), torch.randn(2, 12, 2, 336), torch.ones(2, 12, dtype=torch.bool),
                                representation_of("interx"), interx.loss)
     assert set(interx_losses) == {"recon", "kl", "loss"}
+
+
+def test_distance_map_counts_the_near_joint_pairs_of_real_frames():
+    # Two joints per person (features = xyz of each), identity normalization.
+    two_joints = MotionRepresentation(Normalizer(np.zeros(6), np.ones(6)),
+                                      to_joints=lambda features: features.reshape(*features.shape[:-1], 2, 3),
+                                      positions=slice(0, 6))
+    real = torch.zeros(1, 2, 2, 6)
+    real[0, 0, 0] = torch.tensor([0.0, 0, 0, 0, 0, 0.5])  # A: origin, 0.5 m up z
+    real[0, 0, 1] = torch.tensor([0.3, 0, 0, 3.0, 0, 0])  # B: 0.3 m and 3 m along x
+    recon = real.clone()
+    recon[0, 0, 1] = torch.tensor([0.5, 0, 0, 2.0, 0, 0])
+    recon[0, 1] = 100.0  # a padded frame
+    mask = torch.tensor([[True, False]])
+    # Near pairs (< 1 m): A0-B0 0.3 -> 0.5 m and A1-B0 sqrt(0.34) -> sqrt(0.5); B1 is 3 m away.
+    expected = (0.2 + (0.5 ** 0.5 - 0.34 ** 0.5)) / 2
+    loss = distance_map_loss(recon.requires_grad_(), real, mask, two_joints, within=1.0)
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+    assert float(distance_map_loss(real, real, mask, two_joints, within=1.0)) == pytest.approx(0.0, abs=1e-4)
+    touching = real.clone()
+    touching[0, 0, 1, :3] = 0.0  # B's first joint on A's: the gradient stays finite
+    distance_map_loss(touching.requires_grad_(), real, mask, two_joints, within=1.0).backward()
+    assert bool(torch.isfinite(touching.grad).all())
+
+    config = replace(get_preset("tiny").loss, w_distance_map=2.0, distance_map_range=10.0)  # FK pairs stand apart
+    losses = vae_losses(build_vae(get_preset("tiny").vae), real_pairs(2), torch.ones(2, 24, dtype=torch.bool),
+                        REPRESENTATION, config)
+    expected_total = config.w_rec * losses["recon"] + config.w_kl * losses["kl"] + config.w_joint * losses["joint"] \
+        + config.w_tri * losses["triplet"] + 2.0 * losses["distance_map"]
+    torch.testing.assert_close(losses["loss"], expected_total)
+    assert float(losses["distance_map"]) > 0
+    with pytest.raises(ValueError, match="distance_map_range must be positive"):
+        LossConfig(distance_map_range=0.0)
 
 
 def test_flat_vae_ablation_trains_on_the_same_losses():

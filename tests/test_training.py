@@ -233,7 +233,7 @@ def test_one_options_dataclass_makes_the_command_line_and_the_run_identity():
                 "latent_scales": "release"}
     same = parse_options(["vae", "--preset", "tiny", "--dataset", "synthetic", "--data-root", "/data", "--out", "o",
                           "--lr", "1e-3", "--max-frames", "120", "--steps", "5", "--threads", "2"], "p", "d")
-    added_later = {"w_joint": None, "latent_tokens": None, "recon_loss": None}
+    added_later = {"w_joint": None, "latent_tokens": None, "recon_loss": None, "w_distance_map": None}
     assert same.identity() == {**recorded, **added_later} and same.identity_changes(recorded) == {}
     older = {key: value for key, value in recorded.items() if key != "latent_scales"}
     assert same.identity_changes(older) == {}  # an option the record predates counts at its default
@@ -242,10 +242,10 @@ def test_one_options_dataclass_makes_the_command_line_and_the_run_identity():
 
 def test_loss_options_reach_the_saved_config(four_pairs, tmp_path):
     run_main(*vae_args(four_pairs, tmp_path / "run", 1, "--batch-size", 1, "--w-joint", 2.5, "--w-tri", 0,
-                       "--recon-loss", "berhu", "--latent-tokens", 2))
+                       "--recon-loss", "berhu", "--latent-tokens", 2, "--w-distance-map", 1.5))
     config = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors").config
     loss = config.loss
-    assert (loss.w_joint, loss.w_tri, loss.w_rec, loss.recon_loss) == (2.5, 0.0, 0.5, "berhu")
+    assert (loss.w_joint, loss.w_tri, loss.w_rec, loss.recon_loss, loss.w_distance_map) == (2.5, 0.0, 0.5, "berhu", 1.5)
     assert config.vae.latent_tokens == 2 and get_preset("tiny").vae.latent_tokens == 1
 
 

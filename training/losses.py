@@ -2,6 +2,7 @@
 
   loss = w_rec (L1_A + L1_B) + w_joint (L1 of A's + of B's joint positions)
          + w_kl mean(KL_a, KL_b, KL_g) + w_tri triplet(z_g means)
+         [+ w_distance_map (L1 of the A-to-B joint distances), not in the release]
 
 (the CPU presets put smooth L1 in place of both L1s: ``LossConfig.recon_loss``).
 
@@ -69,6 +70,22 @@ def person_distance(recon: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
     tensors."""
     return sum(masked_mean(elementwise_distance(recon[:, :, person], target[:, :, person], kind), mask)
                for person in (0, 1))
+
+
+def distance_map_loss(recon: torch.Tensor, motion: torch.Tensor, mask: torch.Tensor,
+                      representation: MotionRepresentation, within: float) -> torch.Tensor:
+    """Mean |d_recon - d_real| (metres) of the distances between every joint of A and every
+    joint of B, over the real frames' joint pairs that are closer than ``within`` in ``motion``."""
+    def distances(features):
+        joints = joints_of(features, representation)  # [B, T, 2, J, 3]
+        offsets = joints[:, :, 0, :, None] - joints[:, :, 1, None, :]
+        # the epsilon keeps the gradient finite where two joints coincide (a handshake)
+        return (offsets.square().sum(dim=-1) + 1e-8).sqrt()  # [B, T, J, J]
+
+    real = distances(motion).detach()
+    near = (real < within) & mask[:, :, None, None]
+    error = (distances(recon) - real).abs()
+    return (error * near).sum() / near.sum().clamp_min(1)
 
 
 def kl_loss(posterior: LatentPosterior) -> torch.Tensor:
@@ -165,6 +182,10 @@ def vae_losses(vae: MotionVAE, motion: torch.Tensor, mask: torch.Tensor,
     if positions is not None and config.w_joint > 0:
         losses["joint"] = person_distance(recon[..., positions], motion[..., positions], mask, config.recon_loss)
         total = total + config.w_joint * losses["joint"]
+    if representation.to_joints is not None and config.w_distance_map > 0:
+        losses["distance_map"] = distance_map_loss(recon, motion.float(), mask, representation,
+                                                   config.distance_map_range)
+        total = total + config.w_distance_map * losses["distance_map"]
     if positions is not None and representation.to_joints is not None and config.w_tri > 0:
         losses["triplet"] = interaction_triplet_loss(vae, motion, mask, out["posterior"], representation, config)
         total = total + config.w_tri * losses["triplet"]

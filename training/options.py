@@ -76,6 +76,9 @@ class TrainOptions:
     w_tri: float | None = option(help="vae stage ablation: triplet-loss weight (0 turns it off)", identity=True)
     w_joint: float | None = option(help="vae stage: joint-position L1 weight instead of the preset's 0.5",
                                    identity=True)
+    w_distance_map: float | None = option(
+        help="vae stage: weight of the L1 on the distances between A's and B's joints closer than 1 m "
+             "(default: the preset's, 0)", identity=True)
     latent_tokens: int | None = option(help="vae stage: tokens per latent group (l) instead of the preset's",
                                        identity=True)
     recon_loss: str | None = option(help="vae stage: the reconstruction distance instead of the preset's",

@@ -248,6 +248,11 @@ class LossConfig(ConfigDict):
     a fully trained tiny VAE's output was a rest pose sliding along the path at 2250 steps.
     "berhu" (L1 up to an error of 0.2, quadratic above) keeps L1's pull on small errors, which
     smooth L1 weakens (the root path), and weighs large ones (a limb) like the square does.
+
+    ``w_distance_map`` x the mean |recon - real| of the distances (metres) between each joint of
+    A and each joint of B, over the pairs closer than ``distance_map_range`` in the real motion
+    (0: off, as released). The per-person terms weigh a hand that stops 0.4 m short of the other
+    person's hand like any other 0.4 m error; this term is the error in the two bodies' relation.
     """
 
     recon_loss: str = "l1"
@@ -255,6 +260,8 @@ class LossConfig(ConfigDict):
     w_joint: float = 0.5
     w_kl: float = 1e-4
     w_tri: float = 1e-4
+    w_distance_map: float = 0.0
+    distance_map_range: float = 1.0
     margin: float = 3.0
     pos_contact: float = 0.05
     pos_apart: float = 0.3
@@ -267,12 +274,12 @@ class LossConfig(ConfigDict):
 
     def __post_init__(self):
         _require_choice("loss", "recon_loss", self.recon_loss, RECON_LOSSES)
-        for name in ("w_rec", "w_joint", "w_kl", "w_tri", "margin"):
+        for name in ("w_rec", "w_joint", "w_kl", "w_tri", "w_distance_map", "margin"):
             _require(getattr(self, name) >= 0.0, f"loss.{name} must be >= 0, got {getattr(self, name)}")
         _require_positive(
             "loss", pos_contact=self.pos_contact, pos_apart=self.pos_apart,
             neg_contact_min=self.neg_contact_min, neg_apart_min=self.neg_apart_min,
-            contact_voxel=self.contact_voxel,
+            contact_voxel=self.contact_voxel, distance_map_range=self.distance_map_range,
         )
         _require(
             self.neg_contact_min < self.neg_contact_max and self.neg_apart_min < self.neg_apart_max,

@@ -48,6 +48,7 @@ class StageOptions:
     w_tri: float | None = None  # ablation: triplet-loss weight instead of the preset's (0 turns it off)
     w_joint: float | None = None  # joint-position L1 weight instead of the preset's
     recon_loss: str | None = None  # reconstruction distance instead of the preset's
+    w_distance_map: float | None = None  # weight of the A-to-B joint-distance L1 instead of the preset's
     latent_tokens: int | None = None  # tokens per latent group instead of the preset's
     latent_scales: str = "release"  # denoiser stage: "release" (fixed 1, 1, 1/5) or "std" (estimated)
 

@@ -79,7 +79,8 @@ class VAEStage:
             text=replace(preset.text, clip_weights=options.clip_weights),
             vae=replace(preset.vae, **_given(kind=options.vae_kind, latent_tokens=options.latent_tokens)),
             loss=replace(preset.loss, **_given(w_tri=options.w_tri, w_joint=options.w_joint,
-                                               recon_loss=options.recon_loss)),
+                                               recon_loss=options.recon_loss,
+                                               w_distance_map=options.w_distance_map)),
         )
         if options.max_frames is not None and options.max_frames > config.vae.max_frames:
             raise ValueError(f"--max-frames {options.max_frames} exceeds the {options.preset} VAE's "
