@@ -205,6 +205,7 @@ def test_short_training_separates_pairs_and_keeps_clip_tables_frozen(one_thread)
     assert torch.equal(distances.argmin(dim=1), torch.arange(4))
 
 
+@pytest.mark.xdist_group("open-clip")  # with test_models.py's, on the worker that imports open_clip
 def test_tokenize_gives_open_clips_ids_and_truncates_long_texts_silently(recwarn):
     import open_clip
 

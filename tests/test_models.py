@@ -4,10 +4,8 @@ import json
 import warnings
 
 import numpy as np
-import open_clip
 import pytest
 import torch
-from open_clip.transformer import QuickGELU, TextTransformer
 from safetensors.torch import save_file
 
 from dhvae_sdk.models import (
@@ -22,6 +20,8 @@ from dhvae_sdk.models.text_encoder import ClipTextTower
 from dhvae_sdk.models.tokenizer import clip_tokenizer, token_ids
 
 FEATURES = 262
+# Importing open_clip takes seconds: its tests share one worker (tests/conftest.py), which alone imports it.
+OPEN_CLIP = pytest.mark.xdist_group("open-clip")
 
 
 def tiny_vae_config(kind: str, latent_tokens: int = 1, decoder: str = "cat"):
@@ -287,7 +287,10 @@ def test_denoiser_rejects_bad_inputs():
 # ---------------------------------------------------------------- text
 
 
+@OPEN_CLIP
 def test_tokenize_matches_clip_layout_and_checks_input():
+    import open_clip
+
     tokens = tokenize(["two people shake hands", "a hug"])
     tokenizer = clip_tokenizer()
     assert tokens.shape == (2, 77) and tokens.dtype == torch.long
@@ -304,7 +307,10 @@ def test_tokenize_matches_clip_layout_and_checks_input():
             tokenize(bad)
 
 
+@OPEN_CLIP
 def test_our_bpe_gives_open_clips_ids():
+    import open_clip
+
     texts = ["Two people SHAKE hands!!", "one person's arm, then the other's; 3 times (x2)...",
              "Café &amp; naïve  résumé \u2014 über", "they hug\tand   spin 360°", "<end_of_text> inside", "a",
              "emoji \U0001F600 and ｆｕｌｌｗｉｄｔｈ", "supercalifragilisticexpialidocious dancers"]
@@ -339,11 +345,14 @@ SMALL_CLIP = TextEncoderConfig(width=64, layers=2, heads=2, mlp=256)
 
 
 def open_clip_tower():
+    from open_clip.transformer import QuickGELU, TextTransformer
+
     torch.manual_seed(5)
     return TextTransformer(context_length=77, vocab_size=49408, width=64, heads=2, layers=2, mlp_ratio=4.0,
                            output_dim=None, output_tokens=True, act_layer=QuickGELU).eval()
 
 
+@OPEN_CLIP
 def test_clip_tower_loads_open_clip_weights(tmp_path):
     reference = open_clip_tower()
     state = reference.state_dict()
@@ -358,6 +367,7 @@ def test_clip_tower_loads_open_clip_weights(tmp_path):
         torch.testing.assert_close(tower(tokens), expected, atol=1e-5, rtol=1e-5)
 
 
+@OPEN_CLIP
 def test_clip_tower_refuses_bad_files(tmp_path):
     state = open_clip_tower().state_dict()
     save_file({key: value for key, value in state.items() if key != "ln_final.weight"}, str(tmp_path / "part.safetensors"))
