@@ -123,7 +123,8 @@ def read_types(root: Path) -> dict[str, str]:
     return {name: entry["interaction"] for name, entry in json.loads(path.read_text(encoding="utf-8")).items()}
 
 
-def run(model: str | None, root: Path, split: str, seed: int, limit: int | None) -> dict:
+def run(model: str | None, root: Path, split: str, seed: int, limit: int | None,
+        guidance: float | None = None) -> dict:
     types = read_types(root)
     dataset = InterHumanDataset(root, split=split, normalize=False, mirror=False, swap_persons=False, seed=seed)
     generator = Generator.from_pretrained(model, backend="torch")
@@ -133,7 +134,7 @@ def run(model: str | None, root: Path, split: str, seed: int, limit: int | None)
         item = dataset[index]
         name, text, frames = item["name"], item["text"], int(item["length"])
         truth = features_to_joints(item["motion"][:frames].numpy())
-        [motion] = generator.generate(text, frames=frames, seed=seed + index)
+        [motion] = generator.generate(text, frames=frames, seed=seed + index, guidance=guidance)
         rows["ground truth"].append(measure(name, types[name], text, truth))
         rows["generated"].append(measure(name, types[name], text, motion.joints))
     return {label: {"summary": summarize(samples), "samples": [vars(s) for s in samples]}
@@ -165,9 +166,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--split", default="test")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, help="only the split's first N sequences")
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     parser.add_argument("--json", type=Path, help="write every sample's numbers here")
     args = parser.parse_args(argv)
-    result = run(args.model, args.data_root, args.split, args.seed, args.limit)
+    result = run(args.model, args.data_root, args.split, args.seed, args.limit, args.guidance)
     print(table(result))
     if args.json is not None:
         with atomic_output(args.json) as temporary:

@@ -1,8 +1,16 @@
-"""The per-type geometry check of benchmarks/geometry.py on hand-built skeletons."""
-import numpy as np
+"""The per-type geometry check of benchmarks/geometry.py on hand-built skeletons, and its command."""
+import json
+from dataclasses import replace
 
-from benchmarks.geometry import closest_hands, closest_joints, passes, summarize, measure
+import numpy as np
+import torch
+
+from benchmarks.geometry import closest_hands, closest_joints, main, measure, passes, summarize
+from dhvae_sdk.checkpoint import save_checkpoint
+from dhvae_sdk.models import build_model
 from dhvae_sdk.motion.skeleton import JOINT_INDEX, NUM_JOINTS, forward_kinematics
+from model_fixtures import micro_config
+from training.data.synthetic import generate_dataset
 
 
 def facing_pair(gap: float, frames: int = 4) -> np.ndarray:
@@ -42,3 +50,21 @@ def test_summary_rates_count_checked_types_only():
     assert summary["per_type"]["hug"]["pass_rate"] is None
     assert summary["per_type"]["handshake"]["pass_rate"] == 0.0
     assert summary["overall_pass_rate"] == 0.5
+
+
+def test_the_command_scores_generations_at_the_given_guidance(tmp_path):
+    data = tmp_path / "procedural"
+    generate_dataset(data, 20, seed=0, workers=1)
+    config = micro_config()
+    model = build_model(replace(config, vae=replace(config.vae, max_frames=300)))  # procedural clips: 4-10 s
+    checkpoint = tmp_path / "model.safetensors"
+    save_checkpoint(checkpoint, model, feature_mean=torch.zeros(262), feature_std=torch.ones(262),
+                    latent_scales=torch.ones(3), stage="denoiser")
+    results = {guidance: main(["--model", str(checkpoint), "--data-root", str(data), "--limit", "2",
+                               "--guidance", str(guidance), "--json", str(tmp_path / f"{guidance}.json")])
+               for guidance in (1.0, 6.0)}
+    weak, strong = ([sample["closest_hands_m"] for sample in results[guidance]["generated"]["samples"]]
+                    for guidance in (1.0, 6.0))
+    assert len(weak) == 2 and weak != strong  # same seeds, other guidance: other motions
+    assert results[1.0]["ground truth"] == results[6.0]["ground truth"]
+    assert json.loads((tmp_path / "6.0.json").read_text()) == results[6.0]
