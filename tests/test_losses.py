@@ -11,8 +11,8 @@ from dhvae_sdk.motion import Normalizer
 from dhvae_sdk.motion.interhuman import FOOT_CONTACTS, POSITIONS, ROTATIONS, VELOCITIES, interaction_features
 from tests.fk_motions import fk_pair_raw
 from training.losses import (
-    MotionRepresentation, distance_map_loss, kl_loss, negative_shifts, pairs_in_contact, person_distance, positive_shifts,
-    shift_person_b, triplet_margin, vae_losses,
+    MotionRepresentation, distance_map_loss, kl_loss, negative_shifts, pairs_in_contact, person_distance,
+    positive_shifts, shift_person_b, triplet_margin, vae_losses,
 )
 from training.stages.common import representation_of
 
