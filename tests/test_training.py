@@ -160,6 +160,21 @@ def test_latent_scales_std_option_and_denoiser_resume(vae_run, two_pairs, tmp_pa
     assert not torch.allclose(stds, torch.tensor(RELEASE_LATENT_SCALES))
 
 
+@VAE_RUN
+def test_prediction_option_changes_the_target_and_keeps_the_vae(vae_run, two_pairs, tmp_path):
+    out = tmp_path / "x0"
+    run_main(*denoiser_args(two_pairs, vae_run, out, 2, "--batch-size", 4, "--prediction", "x0"))
+    trained = load_checkpoint(out / "checkpoint.safetensors")
+    vae = load_checkpoint(vae_run / "checkpoint.safetensors")
+    assert (trained.config.denoiser.prediction, vae.config.denoiser.prediction) == ("x0", "epsilon")
+    kept = trained.model.vae.state_dict()
+    assert all(torch.equal(value, kept[key]) for key, value in vae.model.vae.state_dict().items())
+    objective = DenoiserObjective(trained.model, trained.latent_scales)
+    latents, noise = torch.randn(2, 3, 64), torch.randn(2, 3, 64)
+    x0 = scale_latents(latents, trained.latent_scales, 1)
+    torch.testing.assert_close(objective.scheduler.training_target(x0, noise, torch.tensor([5, 900])), x0)
+
+
 def test_sample_stds_follow_the_law_of_total_variance():
     mean = torch.zeros(4, 3, 2)
     mean[:2, 0], mean[2:, 0] = 1.0, -1.0  # group a: means +-1 (variance 1), posterior variance 1
@@ -233,7 +248,8 @@ def test_one_options_dataclass_makes_the_command_line_and_the_run_identity():
                 "latent_scales": "release"}
     same = parse_options(["vae", "--preset", "tiny", "--dataset", "synthetic", "--data-root", "/data", "--out", "o",
                           "--lr", "1e-3", "--max-frames", "120", "--steps", "5", "--threads", "2"], "p", "d")
-    added_later = {"w_joint": None, "latent_tokens": None, "recon_loss": None, "w_distance_map": None}
+    added_later = {"w_joint": None, "latent_tokens": None, "recon_loss": None, "w_distance_map": None,
+                   "prediction": None}
     assert same.identity() == {**recorded, **added_later} and same.identity_changes(recorded) == {}
     older = {key: value for key, value in recorded.items() if key != "latent_scales"}
     assert same.identity_changes(older) == {}  # an option the record predates counts at its default

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dhvae_sdk.models import PRESETS, VAE_BUILDERS
-from dhvae_sdk.models.config import RECON_LOSSES
+from dhvae_sdk.models.config import PREDICTION_TYPES, RECON_LOSSES
 from training.stages import STAGES
 from training.stages.common import DATASETS, LATENT_SCALE_CHOICES
 from training.trainer import LR_SCHEDULES
@@ -87,6 +87,9 @@ class TrainOptions:
                                       identity=True)
     latent_views: int = option(4, help="denoiser stage: augmented encodings cached per training pair",
                                identity=True)
+    prediction: str | None = option(
+        help="denoiser stage: what the denoiser predicts (default: the VAE checkpoint's config, epsilon in "
+             "every preset)", choices=PREDICTION_TYPES, identity=True)
     latent_scales: str = option(
         "release", help="denoiser stage: release = fixed (1, 1, 1/5), z_g x 5 as released; std = each group's "
                         "posterior-sample std over the training set",

@@ -8,14 +8,15 @@ same. Every step draws a fresh posterior sample from them, as the release encode
 with its frozen VAE's sampling encoder. The latents enter the denoiser divided by the latent
 scales: the release's fixed (1, 1, 1/5), i.e. z_g x 5, or with --latent-scales std the
 per-group std of the samples. The denoiser and the text encoder's trainable parts learn to
-predict the noise; ``cond_drop`` of the texts are replaced by the empty string (classifier-
-free guidance). The checkpoint holds the whole bundle (VAE + denoiser + text encoder), the
-feature statistics and the scales.
+predict the noise (with --prediction: the clean latents or v); ``cond_drop`` of the texts are
+replaced by the empty string (classifier-free guidance). The checkpoint holds the whole
+bundle (VAE + denoiser + text encoder), the feature statistics and the scales.
 """
 from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +30,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from dhvae_sdk.atomic_file import atomic_output
 from dhvae_sdk.checkpoint import load_checkpoint, save_checkpoint
 from dhvae_sdk.manifest import file_sha256
-from dhvae_sdk.models import DHVAEModel, LatentPosterior, empty_text_tokens, scale_latents, split_groups, tokenize
+from dhvae_sdk.models import (
+    DHVAEModel, LatentPosterior, build_model, empty_text_tokens, scale_latents, split_groups, tokenize,
+)
 from dhvae_sdk.runtime.base import scheduler_of
 from training.data import make_loader
 from training.runtime import ProcessContext, barrier
@@ -161,6 +164,19 @@ class DenoiserObjective(nn.Module):
         return {"loss": self.denoising_loss(latents, batch["texts"], torch.randn_like(latents), timesteps, drop_text)}
 
 
+def _with_prediction(model: DHVAEModel, prediction: str | None) -> DHVAEModel:
+    """``model`` with the denoiser trained to predict ``prediction`` (None: as configured). The
+    target decides the loss and the sampler, not a weight, so the VAE's weights carry over."""
+    if prediction is None or prediction == model.config.denoiser.prediction:
+        return model
+    config = replace(model.config, denoiser=replace(model.config.denoiser, prediction=prediction))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="No CLIP weights file given")  # the weights come next
+        rebuilt = build_model(config)
+    rebuilt.load_state_dict(model.state_dict())
+    return rebuilt.to(next(model.parameters()).device)
+
+
 class DenoiserStage:
     name = "denoiser"
     checkpoint_name = "checkpoint.safetensors"
@@ -175,7 +191,8 @@ class DenoiserStage:
                 f"{options.vae_checkpoint} is a '{config.preset}' VAE for {config.dataset}, but --preset "
                 f"{options.preset} --dataset {options.dataset} was given; pass the matching preset and dataset"
             )
-        self.model, self.options, self.context = checkpoint.model, options, context
+        self.model = _with_prediction(checkpoint.model, options.prediction)
+        self.options, self.context = options, context
         self._use_clip_weights(json.loads(checkpoint.metadata["config"])["text"]["clip_weights"])
         self.feature_mean, self.feature_std = checkpoint.feature_mean.cpu(), checkpoint.feature_std.cpu()
         self.model.vae.requires_grad_(False)
