@@ -175,7 +175,7 @@ def test_distance_map_counts_the_near_joint_pairs_of_real_frames():
     expected_total = config.w_rec * losses["recon"] + config.w_kl * losses["kl"] + config.w_joint * losses["joint"] \
         + config.w_tri * losses["triplet"] + 2.0 * losses["distance_map"]
     torch.testing.assert_close(losses["loss"], expected_total)
-    assert float(losses["distance_map"]) > 0
+    assert losses["distance_map"].item() > 0
     with pytest.raises(ValueError, match="distance_map_range must be positive"):
         LossConfig(distance_map_range=0.0)
 
