@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,9 +29,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from dhvae_sdk.atomic_file import atomic_output
 from dhvae_sdk.checkpoint import load_checkpoint, save_checkpoint
 from dhvae_sdk.manifest import file_sha256
-from dhvae_sdk.models import (
-    DHVAEModel, LatentPosterior, build_model, empty_text_tokens, scale_latents, split_groups, tokenize,
-)
+from dhvae_sdk.models import DHVAEModel, LatentPosterior, empty_text_tokens, scale_latents, split_groups, tokenize
 from dhvae_sdk.runtime.base import scheduler_of
 from training.data import make_loader
 from training.runtime import ProcessContext, barrier
@@ -164,19 +161,6 @@ class DenoiserObjective(nn.Module):
         return {"loss": self.denoising_loss(latents, batch["texts"], torch.randn_like(latents), timesteps, drop_text)}
 
 
-def _with_prediction(model: DHVAEModel, prediction: str | None) -> DHVAEModel:
-    """``model`` with the denoiser trained to predict ``prediction`` (None: as configured). The
-    target decides the loss and the sampler, not a weight, so the VAE's weights carry over."""
-    if prediction is None or prediction == model.config.denoiser.prediction:
-        return model
-    config = replace(model.config, denoiser=replace(model.config.denoiser, prediction=prediction))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="No CLIP weights file given")  # the weights come next
-        rebuilt = build_model(config)
-    rebuilt.load_state_dict(model.state_dict())
-    return rebuilt.to(next(model.parameters()).device)
-
-
 class DenoiserStage:
     name = "denoiser"
     checkpoint_name = "checkpoint.safetensors"
@@ -191,8 +175,8 @@ class DenoiserStage:
                 f"{options.vae_checkpoint} is a '{config.preset}' VAE for {config.dataset}, but --preset "
                 f"{options.preset} --dataset {options.dataset} was given; pass the matching preset and dataset"
             )
-        self.model = _with_prediction(checkpoint.model, options.prediction)
-        self.options, self.context = options, context
+        self.model, self.options, self.context = checkpoint.model, options, context
+        self._use_prediction(options.prediction)
         self._use_clip_weights(json.loads(checkpoint.metadata["config"])["text"]["clip_weights"])
         self.feature_mean, self.feature_std = checkpoint.feature_mean.cpu(), checkpoint.feature_std.cpu()
         self.model.vae.requires_grad_(False)
@@ -221,6 +205,14 @@ class DenoiserStage:
         self.module = DenoiserObjective(self.model, self.latent_scales)
         self.loader = posterior_loader(PosteriorTextDataset(posteriors, texts), options.batch_size, options.seed,
                                        context)
+
+    def _use_prediction(self, prediction: str | None) -> None:
+        """--prediction replaces the denoiser's target in the config the checkpoint will hold:
+        it decides the loss and the sampler, not a weight."""
+        if prediction is not None:
+            denoiser = replace(self.model.config.denoiser, prediction=prediction)
+            self.model.config = replace(self.model.config, denoiser=denoiser)
+            self.model.denoiser.config = denoiser
 
     def _use_clip_weights(self, recorded: str | None) -> None:
         """--clip-weights loads a CLIP tower over the one in the VAE checkpoint (which holds
