@@ -162,17 +162,18 @@ def test_latent_scales_std_option_and_denoiser_resume(vae_run, two_pairs, tmp_pa
 
 @VAE_RUN
 def test_prediction_option_changes_the_target_and_keeps_the_vae(vae_run, two_pairs, tmp_path):
-    out = tmp_path / "x0"
-    run_main(*denoiser_args(two_pairs, vae_run, out, 2, "--batch-size", 4, "--prediction", "x0"))
+    out = tmp_path / "epsilon"
+    run_main(*denoiser_args(two_pairs, vae_run, out, 2, "--batch-size", 4, "--prediction", "epsilon"))
     trained = load_checkpoint(out / "checkpoint.safetensors")
     vae = load_checkpoint(vae_run / "checkpoint.safetensors")
-    assert (trained.config.denoiser.prediction, vae.config.denoiser.prediction) == ("x0", "epsilon")
+    # The tiny preset predicts x0; the option overrides it for this run only.
+    assert (trained.config.denoiser.prediction, vae.config.denoiser.prediction) == ("epsilon", "x0")
     kept = trained.model.vae.state_dict()
     assert all(torch.equal(value, kept[key]) for key, value in vae.model.vae.state_dict().items())
     objective = DenoiserObjective(trained.model, trained.latent_scales)
     latents, noise = torch.randn(2, 3, 64), torch.randn(2, 3, 64)
     x0 = scale_latents(latents, trained.latent_scales, 1)
-    torch.testing.assert_close(objective.scheduler.training_target(x0, noise, torch.tensor([5, 900])), x0)
+    torch.testing.assert_close(objective.scheduler.training_target(x0, noise, torch.tensor([5, 900])), noise)
 
 
 def test_sample_stds_follow_the_law_of_total_variance():

@@ -335,14 +335,17 @@ def _paper() -> DHVAEConfig:
 
 # small and tiny are the CPU presets: their VAEs have no dropout, whose random masks were 40% of
 # a tiny VAE training step's forward time on one core (batch 16 of 300 frames: step 2.43 s with
-# dropout 0.1, 1.70 s without; held-out MPJPE after 250 steps 0.56 and 0.61 m, within noise), and
-# they reconstruct with smooth L1 (LossConfig).
+# dropout 0.1, 1.70 s without; held-out MPJPE after 250 steps 0.56 and 0.61 m, within noise), they
+# reconstruct with smooth L1 (LossConfig), and their denoisers predict x0: on the procedural data,
+# a tiny denoiser on one VAE reached a generated R-Precision top-3 of 0.73x the ground truth's
+# predicting x0 (2000 steps) against 0.28x predicting epsilon (3000 steps), FID 15.9 against 25.8,
+# and passed the per-type geometry check on 0.59 of the test clips against 0.39.
 def _small() -> DHVAEConfig:
     return DHVAEConfig(
         preset="small",
         vae=VAEConfig(width=128, heads=4, ff=512, person_layers=3, interaction_layers=3, dropout=0.0),
         loss=LossConfig(recon_loss="smooth_l1"),
-        denoiser=DenoiserConfig(layers=6, heads=4),
+        denoiser=DenoiserConfig(layers=6, heads=4, prediction="x0"),
         text=TextEncoderConfig(width=128, layers=2, heads=4, mlp=512, train_tower=True,
                                head_layers=1, head_heads=8, head_ff=512),
     )
@@ -353,7 +356,7 @@ def _tiny() -> DHVAEConfig:
         preset="tiny",
         vae=VAEConfig(width=64, heads=4, ff=256, person_layers=2, interaction_layers=3, dropout=0.0),
         loss=LossConfig(recon_loss="smooth_l1"),
-        denoiser=DenoiserConfig(layers=4, heads=4),
+        denoiser=DenoiserConfig(layers=4, heads=4, prediction="x0"),
         text=TextEncoderConfig(width=64, layers=2, heads=4, mlp=256, train_tower=True,
                                head_layers=1, head_heads=8, head_ff=256),
     )
