@@ -88,8 +88,8 @@ class TrainOptions:
     latent_views: int = option(4, help="denoiser stage: augmented encodings cached per training pair",
                                identity=True)
     prediction: str | None = option(
-        help="denoiser stage: what the denoiser predicts (default: the VAE checkpoint's config, epsilon in "
-             "every preset)", choices=PREDICTION_TYPES, identity=True)
+        help="denoiser stage: what the denoiser predicts (default: the VAE checkpoint's config: x0 for the "
+             "tiny and small presets, epsilon for paper)", choices=PREDICTION_TYPES, identity=True)
     latent_scales: str = option(
         "release", help="denoiser stage: release = fixed (1, 1, 1/5), z_g x 5 as released; std = each group's "
                         "posterior-sample std over the training set",

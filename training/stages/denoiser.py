@@ -8,7 +8,8 @@ same. Every step draws a fresh posterior sample from them, as the release encode
 with its frozen VAE's sampling encoder. The latents enter the denoiser divided by the latent
 scales: the release's fixed (1, 1, 1/5), i.e. z_g x 5, or with --latent-scales std the
 per-group std of the samples. The denoiser and the text encoder's trainable parts learn to
-predict the noise (with --prediction: the clean latents or v); ``cond_drop`` of the texts are
+predict the target of the VAE checkpoint's config (the noise as released, the clean latents in
+the tiny and small presets; --prediction overrides it); ``cond_drop`` of the texts are
 replaced by the empty string (classifier-free guidance). The checkpoint holds the whole
 bundle (VAE + denoiser + text encoder), the feature statistics and the scales.
 """
