@@ -8,6 +8,7 @@ import torch
 
 from dhvae_sdk.models import LatentPosterior, LossConfig, build_model, build_vae, get_preset
 from dhvae_sdk.motion import Normalizer
+from dhvae_sdk.motion.skeleton import HAND_JOINTS
 from dhvae_sdk.motion.interhuman import FOOT_CONTACTS, POSITIONS, ROTATIONS, VELOCITIES, interaction_features
 from tests.fk_motions import fk_pair_raw
 from training.losses import (
@@ -178,6 +179,42 @@ def test_distance_map_counts_the_near_joint_pairs_of_real_frames():
     assert losses["distance_map"].item() > 0
     with pytest.raises(ValueError, match="distance_map_range must be positive"):
         LossConfig(distance_map_range=0.0)
+
+
+def test_hand_contact_counts_only_the_near_wrist_pairs():
+    # 22 joints per person (features = xyz of each), identity normalization. A's joints all sit
+    # at the origin; B's stand 5 m away except its left wrist (20, 0.1 m) and its head (15).
+    skeleton = MotionRepresentation(Normalizer(np.zeros(66), np.ones(66)),
+                                    to_joints=lambda features: features.reshape(*features.shape[:-1], 22, 3),
+                                    positions=slice(0, 66))
+    real = torch.zeros(1, 3, 2, 22, 3)
+    real[:, :, 1, :, 0] = 5.0
+    real[:, :, 1, 20] = torch.tensor([0.1, 0.0, 0.0])
+    real[:, :, 1, 15] = torch.tensor([0.05, 0.0, 0.0])
+    real = real.flatten(3)
+    recon = real.clone().reshape(1, 3, 2, 22, 3)
+    recon[0, 0, 1, 20, 0] = 0.35  # the reach stops 0.25 m further away: 0.1 -> 0.35 m
+    recon[0, :, 1, 15, 0] = 1.0  # the heads drift apart: not a hand pair
+    recon[0, 2] = 50.0  # a padded frame
+    recon = recon.flatten(3)
+    mask = torch.tensor([[True, True, False]])
+    # Near wrist pairs: A20-B20 and A21-B20 in the two real frames; only frame 0's moved.
+    expected = (0.25 + 0.25 + 0.0 + 0.0) / 4
+    loss = distance_map_loss(recon, real, mask, skeleton, within=0.3, joints=HAND_JOINTS)
+    assert loss.item() == pytest.approx(expected, abs=1e-6)
+    assert distance_map_loss(recon, real, mask, skeleton, within=0.3).item() > expected  # all joints: the heads count
+
+    config = replace(get_preset("tiny").loss, w_hand_contact=3.0, hand_contact_range=10.0)  # FK wrists stand apart
+    losses = vae_losses(build_vae(get_preset("tiny").vae), real_pairs(2), torch.ones(2, 24, dtype=torch.bool),
+                        REPRESENTATION, config)
+    expected_total = config.w_rec * losses["recon"] + config.w_kl * losses["kl"] + config.w_joint * losses["joint"] \
+        + config.w_tri * losses["triplet"] + 3.0 * losses["hand_contact"]
+    torch.testing.assert_close(losses["loss"], expected_total)
+    assert losses["hand_contact"].item() > 0 and "distance_map" not in losses
+    with pytest.raises(ValueError, match="hand_contact_range must be positive"):
+        LossConfig(hand_contact_range=0.0)
+    with pytest.raises(ValueError, match="w_hand_contact must be >= 0"):
+        LossConfig(w_hand_contact=-1.0)
 
 
 def test_flat_vae_ablation_trains_on_the_same_losses():

@@ -2,7 +2,8 @@
 
   loss = w_rec (L1_A + L1_B) + w_joint (L1 of A's + of B's joint positions)
          + w_kl mean(KL_a, KL_b, KL_g) + w_tri triplet(z_g means)
-         [+ w_distance_map (L1 of the A-to-B joint distances), not in the release]
+         [+ w_distance_map (L1 of the A-to-B joint distances)
+          + w_hand_contact (the same on the A-to-B wrist distances), not in the release]
 
 (the CPU presets put smooth L1 in place of both L1s: ``LossConfig.recon_loss``).
 
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 
 from dhvae_sdk.models import LatentPosterior, LossConfig, MotionVAE
 from dhvae_sdk.motion import Normalizer
+from dhvae_sdk.motion.skeleton import HAND_JOINTS
 from dhvae_sdk.physics import contact_test
 
 # The release draws every shift from a standard normal in metres (std 1 m) truncated to the
@@ -73,12 +75,15 @@ def person_distance(recon: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
 
 
 def distance_map_loss(recon: torch.Tensor, motion: torch.Tensor, mask: torch.Tensor,
-                      representation: MotionRepresentation, within: float) -> torch.Tensor:
-    """Mean |d_recon - d_real| (metres) of the distances between every joint of A and every
-    joint of B, over the real frames' joint pairs that are closer than ``within`` in ``motion``."""
+                      representation: MotionRepresentation, within: float,
+                      joints: tuple[int, ...] | None = None) -> torch.Tensor:
+    """Mean |d_recon - d_real| (metres) of the distances between each of A's ``joints`` (None:
+    all) and each of B's, over the real frames' joint pairs closer than ``within`` in ``motion``."""
     def distances(features):
-        joints = joints_of(features, representation)  # [B, T, 2, J, 3]
-        offsets = joints[:, :, 0, :, None] - joints[:, :, 1, None, :]
+        positions = joints_of(features, representation)  # [B, T, 2, J, 3]
+        if joints is not None:
+            positions = positions[..., list(joints), :]
+        offsets = positions[:, :, 0, :, None] - positions[:, :, 1, None, :]
         # the epsilon keeps the gradient finite where two joints coincide (a handshake)
         return (offsets.square().sum(dim=-1) + 1e-8).sqrt()  # [B, T, J, J]
 
@@ -186,6 +191,10 @@ def vae_losses(vae: MotionVAE, motion: torch.Tensor, mask: torch.Tensor,
         losses["distance_map"] = distance_map_loss(recon, motion.float(), mask, representation,
                                                    config.distance_map_range)
         total = total + config.w_distance_map * losses["distance_map"]
+    if representation.to_joints is not None and config.w_hand_contact > 0:
+        losses["hand_contact"] = distance_map_loss(recon, motion.float(), mask, representation,
+                                                   config.hand_contact_range, joints=HAND_JOINTS)
+        total = total + config.w_hand_contact * losses["hand_contact"]
     if positions is not None and representation.to_joints is not None and config.w_tri > 0:
         losses["triplet"] = interaction_triplet_loss(vae, motion, mask, out["posterior"], representation, config)
         total = total + config.w_tri * losses["triplet"]

@@ -108,7 +108,7 @@ def stage_options(options: TrainOptions) -> StageOptions:
         synthetic_samples=options.synthetic_samples, latent_views=options.latent_views,
         augment=not options.no_augment, max_frames=options.max_frames, vae_kind=options.vae_kind,
         w_tri=options.w_tri, w_joint=options.w_joint, recon_loss=options.recon_loss,
-        w_distance_map=options.w_distance_map,
+        w_distance_map=options.w_distance_map, w_hand_contact=options.w_hand_contact,
         latent_tokens=options.latent_tokens, latent_scales=options.latent_scales, prediction=options.prediction,
     )
 

@@ -80,7 +80,8 @@ class VAEStage:
             vae=replace(preset.vae, **_given(kind=options.vae_kind, latent_tokens=options.latent_tokens)),
             loss=replace(preset.loss, **_given(w_tri=options.w_tri, w_joint=options.w_joint,
                                                recon_loss=options.recon_loss,
-                                               w_distance_map=options.w_distance_map)),
+                                               w_distance_map=options.w_distance_map,
+                                               w_hand_contact=options.w_hand_contact)),
         )
         if options.max_frames is not None and options.max_frames > config.vae.max_frames:
             raise ValueError(f"--max-frames {options.max_frames} exceeds the {options.preset} VAE's "
@@ -94,6 +95,12 @@ class VAEStage:
             log.info("no --clip-weights: the checkpoint's frozen CLIP tower is random; give the CLIP "
                      "file to the denoiser stage (--clip-weights) before it trains on text")
         self.representation = representation_of(options.dataset, options.data_root)
+        if self.representation.to_joints is None:
+            relational = [flag for flag, weight in (("--w-distance-map", options.w_distance_map),
+                                                    ("--w-hand-contact", options.w_hand_contact)) if weight]
+            if relational:
+                raise ValueError(f"{' and '.join(relational)} need joint positions, which the {options.dataset} "
+                                 "features do not carry; leave them out for this dataset")
         self.module = VAEObjective(self.model.vae, self.representation, config.loss)
         self.loader, self.held_out = pair_data(options, context)
 
