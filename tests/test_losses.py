@@ -170,16 +170,6 @@ def test_distance_map_counts_the_near_joint_pairs_of_real_frames():
     distance_map_loss(touching.requires_grad_(), real, mask, two_joints, within=1.0).backward()
     assert bool(torch.isfinite(touching.grad).all())
 
-    config = replace(get_preset("tiny").loss, w_distance_map=2.0, distance_map_range=10.0)  # FK pairs stand apart
-    losses = vae_losses(build_vae(get_preset("tiny").vae), real_pairs(2), torch.ones(2, 24, dtype=torch.bool),
-                        REPRESENTATION, config)
-    expected_total = config.w_rec * losses["recon"] + config.w_kl * losses["kl"] + config.w_joint * losses["joint"] \
-        + config.w_tri * losses["triplet"] + 2.0 * losses["distance_map"]
-    torch.testing.assert_close(losses["loss"], expected_total)
-    assert losses["distance_map"].item() > 0
-    with pytest.raises(ValueError, match="distance_map_range must be positive"):
-        LossConfig(distance_map_range=0.0)
-
 
 def test_hand_contact_counts_only_the_near_wrist_pairs():
     # 22 joints per person (features = xyz of each), identity normalization. A's joints all sit
@@ -204,17 +194,22 @@ def test_hand_contact_counts_only_the_near_wrist_pairs():
     assert loss.item() == pytest.approx(expected, abs=1e-6)
     assert distance_map_loss(recon, real, mask, skeleton, within=0.3).item() > expected  # all joints: the heads count
 
-    config = replace(get_preset("tiny").loss, w_hand_contact=3.0, hand_contact_range=10.0)  # FK wrists stand apart
+
+@pytest.mark.parametrize("term", ["distance_map", "hand_contact"])
+def test_relational_terms_join_the_weighted_total(term):
+    # A range of 10 m: the FK pairs stand apart, and the term must still see them.
+    config = replace(get_preset("tiny").loss, **{f"w_{term}": 2.0, f"{term}_range": 10.0})
     losses = vae_losses(build_vae(get_preset("tiny").vae), real_pairs(2), torch.ones(2, 24, dtype=torch.bool),
                         REPRESENTATION, config)
     expected_total = config.w_rec * losses["recon"] + config.w_kl * losses["kl"] + config.w_joint * losses["joint"] \
-        + config.w_tri * losses["triplet"] + 3.0 * losses["hand_contact"]
+        + config.w_tri * losses["triplet"] + 2.0 * losses[term]
     torch.testing.assert_close(losses["loss"], expected_total)
-    assert losses["hand_contact"].item() > 0 and "distance_map" not in losses
-    with pytest.raises(ValueError, match="hand_contact_range must be positive"):
-        LossConfig(hand_contact_range=0.0)
-    with pytest.raises(ValueError, match="w_hand_contact must be >= 0"):
-        LossConfig(w_hand_contact=-1.0)
+    other_term = ({"distance_map", "hand_contact"} - {term}).pop()
+    assert losses[term].item() > 0 and other_term not in losses  # off at weight 0
+    with pytest.raises(ValueError, match=f"{term}_range must be positive"):
+        LossConfig(**{f"{term}_range": 0.0})
+    with pytest.raises(ValueError, match=f"w_{term} must be >= 0"):
+        LossConfig(**{f"w_{term}": -1.0})
 
 
 def test_flat_vae_ablation_trains_on_the_same_losses():
