@@ -6,6 +6,7 @@ and FK-built pairs (tests/fk_motions.py) or a small procedural dataset.
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from dhvae_sdk.models import tokenize as tokenize_clip
 from dhvae_sdk.models.evaluator import tokenize
 from tests.fk_motions import write_interhuman
 from training.data import InterHumanDataset, make_loader
+from training.data.interhuman import STATS_FILES
 from training.main import main
 from training.options import TrainOptions, build_parser, parse_options
 from training.stages.common import representation_of
@@ -145,6 +147,29 @@ def test_denoiser_loss_falls_and_checkpoint_holds_the_scales(vae_run, two_pairs,
     torch.testing.assert_close(checkpoint.latent_scales, torch.tensor([1.0, 1.0, 0.2]))
     frozen_vae = load_checkpoint(vae_run / "checkpoint.safetensors").model.vae.state_dict()
     assert all(torch.equal(value, frozen_vae[key]) for key, value in checkpoint.model.vae.state_dict().items())
+
+
+@VAE_RUN
+def test_vae_stage_fine_tunes_from_a_vae_checkpoint(vae_run, two_pairs, tmp_path):
+    trained = vae_run / "checkpoint.safetensors"
+    out = tmp_path / "fine-tuned"
+    run_main(*vae_args(two_pairs, out, 2, "--vae", trained, "--batch-size", 2, "--lr", 1e-5, "--no-augment",
+                       "--w-hand-contact", 3, "--eval-every", 2, "--log-every", 1))
+    # Step 0 evaluates the copied weights on the same held-out pairs: the trained run's last numbers.
+    start, end = history(out)[0], history(vae_run)[-1]
+    assert start["step"] == 0 and start["mpjpe_m"] == pytest.approx(end["mpjpe_m"], rel=1e-4)
+    assert f"VAE weights from {trained}" in (out / "train.log").read_text()
+    assert load_checkpoint(out / "checkpoint.safetensors").config.loss.w_hand_contact == 3.0
+    with pytest.raises(SystemExit, match=r"another VAE architecture \(\{'latent_tokens': \(1, 2\)\}"):
+        run_main(*vae_args(two_pairs, tmp_path / "other", 1, "--vae", trained, "--latent-tokens", 2))
+    # Data normalized otherwise would feed the copied weights inputs they never saw.
+    restated = tmp_path / "restated"
+    shutil.copytree(two_pairs, restated)
+    published = representation_of("interhuman").normalizer
+    for name, values in zip(STATS_FILES, (published.mean + 1.0, published.std)):
+        np.save(restated / name, values)
+    with pytest.raises(SystemExit, match=f"trained on other feature statistics than {restated}'s"):
+        run_main(*vae_args(restated, tmp_path / "restated-run", 1, "--vae", trained))
 
 
 @VAE_RUN

@@ -70,7 +70,9 @@ class TrainOptions:
     no_augment: bool = option(False, help="no mirroring or person swaps", identity=True)
     precision: str = option("auto", help="auto: bf16 (else fp16) autocast on GPU, fp32 on CPU",
                             choices=("auto", "fp32", "bf16", "fp16"))
-    vae: Path | None = option(help="denoiser stage: the VAE checkpoint to encode with", identity=True)
+    vae: Path | None = option(help="denoiser stage: the VAE checkpoint to encode with; vae stage: a VAE "
+                                   "checkpoint to start from (fine-tuning; a fresh optimizer and schedule)",
+                              identity=True)
     vae_kind: str | None = option(help="vae stage ablation: the VAE architecture instead of the preset's",
                                   choices=sorted(VAE_BUILDERS), identity=True)
     w_tri: float | None = option(help="vae stage ablation: triplet-loss weight (0 turns it off)", identity=True)

@@ -2,7 +2,8 @@
 
 The checkpoint holds the whole model bundle (denoiser and text encoder still at their
 initialization, the CLIP tower loaded from --clip-weights if given) with stage "vae" and unit
-latent scales; the denoiser stage trains the rest and sets the scales.
+latent scales; the denoiser stage trains the rest and sets the scales. ``--vae CKPT`` starts
+from another run's VAE weights (fine-tuning, e.g. with another loss) with a fresh optimizer.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dhvae_sdk.checkpoint import save_checkpoint
+from dhvae_sdk.checkpoint import load_checkpoint, save_checkpoint
 from dhvae_sdk.evaluation.reconstruction import ReconstructionErrors
 from dhvae_sdk.models import GROUPS, MotionVAE, build_model, get_preset
 from training.losses import MotionRepresentation, joints_of, vae_losses
@@ -101,8 +102,26 @@ class VAEStage:
             if relational:
                 raise ValueError(f"{' and '.join(relational)} need joint positions, which the {options.dataset} "
                                  "features do not carry; leave them out for this dataset")
+        if options.vae_checkpoint is not None:
+            self._start_from(Path(options.vae_checkpoint), config)
         self.module = VAEObjective(self.model.vae, self.representation, config.loss)
         self.loader, self.held_out = pair_data(options, context)
+
+    def _start_from(self, path: Path, config) -> None:
+        """Copies the VAE weights of ``path``, which must share this run's VAE and statistics."""
+        start = load_checkpoint(path)
+        if start.config.vae != config.vae:
+            differ = {name: (getattr(start.config.vae, name), getattr(config.vae, name))
+                      for name in config.vae.to_dict() if getattr(start.config.vae, name) != getattr(config.vae, name)}
+            raise ValueError(f"--vae {path} holds another VAE architecture ({differ}, as (file, this run)); "
+                             "pass the --preset, --latent-tokens and --vae-kind it was trained with")
+        normalizer = self.representation.normalizer
+        if not (torch.allclose(start.feature_mean, torch.as_tensor(normalizer.mean, dtype=torch.float32))
+                and torch.allclose(start.feature_std, torch.as_tensor(normalizer.std, dtype=torch.float32))):
+            raise ValueError(f"--vae {path} was trained on other feature statistics than {self.options.data_root}'s; "
+                             "fine-tune it on data normalized as it was, or train a VAE from scratch")
+        self.model.vae.load_state_dict(start.model.vae.state_dict())
+        log.info("VAE weights from %s (step 0 of this run)", path)
 
     def evaluate(self) -> dict[str, float]:
         return reconstruction_metrics(self.model.vae, evaluation_loader(self.held_out, self.options),
