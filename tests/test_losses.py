@@ -149,26 +149,32 @@ def test_vae_losses_weighted_sum_and_representation_without_joints():
 
 
 def test_distance_map_counts_the_near_joint_pairs_of_real_frames():
-    # Two joints per person (features = xyz of each), identity normalization.
+    # Two joints per person (features = xyz of each; joint 0 is the root), identity normalization.
     two_joints = MotionRepresentation(Normalizer(np.zeros(6), np.ones(6)),
                                       to_joints=lambda features: features.reshape(*features.shape[:-1], 2, 3),
                                       positions=slice(0, 6))
     real = torch.zeros(1, 2, 2, 6)
     real[0, 0, 0] = torch.tensor([0.0, 0, 0, 0, 0, 0.5])  # A: origin, 0.5 m up z
-    real[0, 0, 1] = torch.tensor([0.3, 0, 0, 3.0, 0, 0])  # B: 0.3 m and 3 m along x
+    real[0, 0, 1] = torch.tensor([3.0, 0, 0, 0.3, 0, 0])  # B: root 3 m along x, its hand at 0.3 m
     recon = real.clone()
-    recon[0, 0, 1] = torch.tensor([0.5, 0, 0, 2.0, 0, 0])
+    recon[0, 0, 1, 3] = 0.5  # B's hand stops 0.2 m further away
     recon[0, 1] = 100.0  # a padded frame
     mask = torch.tensor([[True, False]])
-    # Near pairs (< 1 m): A0-B0 0.3 -> 0.5 m and A1-B0 sqrt(0.34) -> sqrt(0.5); B1 is 3 m away.
+    # Near pairs (< 1 m): A0-B1 0.3 -> 0.5 m and A1-B1 sqrt(0.34) -> sqrt(0.5); B's root is 3 m away.
     expected = (0.2 + (0.5 ** 0.5 - 0.34 ** 0.5)) / 2
     loss = distance_map_loss(recon.requires_grad_(), real, mask, two_joints, within=1.0)
     assert loss.item() == pytest.approx(expected, abs=1e-6)
     assert float(distance_map_loss(real, real, mask, two_joints, within=1.0)) == pytest.approx(0.0, abs=1e-4)
+    # A whole body moved (its root too) is put back on its real root: the path is not this term's.
+    moved = recon.detach().clone()
+    moved[0, 0, 1] -= torch.tensor([1.0, 0, 0.4, 1.0, 0, 0.4])
+    assert distance_map_loss(moved, real, mask, two_joints, within=1.0).item() == pytest.approx(expected, abs=1e-6)
     touching = real.clone()
-    touching[0, 0, 1, :3] = 0.0  # B's first joint on A's: the gradient stays finite
-    distance_map_loss(touching.requires_grad_(), real, mask, two_joints, within=1.0).backward()
+    touching[0, 0, 1, 3:] = 0.0  # B's hand on A's root: the gradient stays finite
+    distance_map_loss(touching.requires_grad_(), real, mask, two_joints, within=5.0).backward()
     assert bool(torch.isfinite(touching.grad).all())
+    # B's root is within 5 m of A's joints, and still no gradient reaches it.
+    assert touching.grad[0, 0, 1, 3:].any() and not touching.grad[0, 0, 1, :3].any()
 
 
 def test_hand_contact_counts_only_the_near_wrist_pairs():
