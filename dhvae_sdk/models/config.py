@@ -253,9 +253,10 @@ class LossConfig(ConfigDict):
     A and each joint of B, over the pairs closer than ``distance_map_range`` in the real motion
     (0: off, as released). The per-person terms weigh a hand that stops 0.4 m short of the other
     person's hand like any other 0.4 m error; this term is the error in the two bodies' relation.
-    Measured (tiny, procedural, berHu): weight 2 from the start slowed learning (MPJPE 0.63 m at
-    step 250 against 0.32 m without); 500 steps of fine-tuning a trained VAE at weight 1 moved
-    the handshakes' closest hands only from 0.50 to 0.41 m and raised MPJPE from 0.081 to 0.114 m.
+    Measured in world space, before the placement below (tiny, procedural, berHu): weight 2
+    from the start slowed learning (MPJPE 0.63 m at step 250 against 0.32 m without); 500
+    steps of fine-tuning a trained VAE at weight 1 moved the handshakes' closest hands only
+    from 0.50 to 0.41 m and raised MPJPE from 0.081 to 0.114 m.
 
     ``w_hand_contact`` x the same L1 on the distances between A's two wrists and B's two, over
     the pairs closer than ``hand_contact_range`` in the real motion (0: off, as released). In
