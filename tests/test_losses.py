@@ -8,8 +8,8 @@ import torch
 
 from dhvae_sdk.models import LatentPosterior, LossConfig, build_model, build_vae, get_preset
 from dhvae_sdk.motion import Normalizer
-from dhvae_sdk.motion.skeleton import HAND_JOINTS
 from dhvae_sdk.motion.interhuman import FOOT_CONTACTS, POSITIONS, ROTATIONS, VELOCITIES, interaction_features
+from dhvae_sdk.motion.skeleton import HAND_JOINTS
 from tests.fk_motions import fk_pair_raw
 from training.losses import (
     MotionRepresentation, distance_map_loss, kl_loss, negative_shifts, pairs_in_contact, person_distance,
@@ -166,7 +166,7 @@ def test_distance_map_counts_the_near_joint_pairs_of_real_frames():
     loss = distance_map_loss(recon.requires_grad_(), real, mask, two_joints, within=1.0)
     assert loss.item() == pytest.approx(expected, abs=1e-6)
     assert float(distance_map_loss(real, real, mask, two_joints, within=1.0)) == pytest.approx(0.0, abs=1e-4)
-    # A whole body moved (its root too) is put back on its real root: the path is not this term's.
+    # A whole body moved is put back on its real centroid: the path is not this term's.
     moved = recon.detach().clone()
     moved[0, 0, 1] -= torch.tensor([1.0, 0, 0.4, 1.0, 0, 0.4])
     assert distance_map_loss(moved, real, mask, two_joints, within=1.0).item() == pytest.approx(expected, abs=1e-6)
