@@ -19,10 +19,20 @@ def test_demo_build_writes_a_loadable_half_precision_model_into_out_only(tmp_pat
     before = digest(embedded)
     out = tmp_path / "demo"
     generate_dataset(out / "data", 12, 0, 1)  # present data is used as it is, not regenerated
-    demo.main(["--out", str(out), "--vae-steps", "1", "--denoiser-steps", "1"])
+    demo.main(["--out", str(out), "--vae-steps", "1", "--contact-steps", "1", "--denoiser-steps", "1",
+               "--max-frames", "40"])
     built = out / DEMO_CHECKPOINT
     checkpoint = load_checkpoint(built)
     assert checkpoint.stage == "denoiser" and checkpoint.config.preset == "tiny"
+    # The recipe's chain: the VAE, its hand-contact fine-tune, the denoiser on that.
+    assert checkpoint.config.vae.latent_tokens == 4 and checkpoint.config.loss.recon_loss == "berhu"
+    contact = load_checkpoint(out / "contact" / "checkpoint.safetensors")
+    assert contact.config.loss.w_hand_contact == 3.0
+    denoiser_vae = load_checkpoint(out / "denoiser" / "checkpoint.safetensors").model.vae.state_dict()
+    assert all(torch.equal(value, denoiser_vae[key]) for key, value in contact.model.vae.state_dict().items())
+    first_vae = load_checkpoint(out / "vae" / "checkpoint.safetensors").model.vae.state_dict()
+    assert not all(torch.equal(value, denoiser_vae[key]) for key, value in first_vae.items())  # the fine-tune trained
+    assert "VAE weights from " + str(out / "vae" / "checkpoint.safetensors") in (out / "contact" / "train.log").read_text()
     assert {p.dtype for p in checkpoint.model.parameters()} == {torch.float32}  # widened on load
     assert built.stat().st_size < 0.6 * sum(p.numel() * 4 for p in checkpoint.model.parameters())  # stored fp16
     assert digest(embedded) == before

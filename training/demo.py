@@ -1,60 +1,75 @@
 """Rebuild the embedded demo model: ``python -m training.demo``.
 
-Generates the procedural dataset (if RUN_DIR/data is missing), trains the ``tiny`` VAE and
-denoiser on it with the settings below, and writes the model to RUN_DIR/demo.safetensors
-(atomically); nothing outside --out is touched, so an installed package never changes under
-its users. Rerunning resumes each stage where it stopped. To make the result the embedded
-demo that ``Generator.from_pretrained()`` loads when no path is given, copy it over
+Generates the procedural dataset (if RUN_DIR/data is missing), trains the ``tiny`` model on it
+with the CPU recipe of the README's Train section, and writes the model to
+RUN_DIR/demo.safetensors (atomically); nothing outside --out is touched, so an installed
+package never changes under its users. Rerunning resumes each stage where it stopped, so the
+rebuild (about 4 hours on one core) may span several sessions. To make the result the
+embedded demo that ``Generator.from_pretrained()`` loads when no path is given, copy it over
 ``dhvae_sdk/assets/demo.safetensors`` in a source checkout (the command prints the exact
 copy); any program can also load it by path.
 
-The weights are embedded in fp16 (10 MB). The recipe is the release's (losses, Adam and its
-schedule, batch 32 / 64, posterior samples, empty-string CFG dropout) with three changes for a ~35-minute CPU rebuild: crops of
-120 frames, a 10x learning rate, and latent scales estimated from the tiny VAE's posteriors
-(the release's fixed 1, 1, 1/5 were chosen for its own VAE's latents).
+The recipe, stage by stage (each a ``python -m training.main`` run in RUN_DIR/STAGE):
+``vae``, the VAE on whole sequences (berHu reconstruction, 4 tokens per latent group, Adam at
+1e-3 on a cosine schedule); ``contact``, a fine-tune of it with the hand-contact term, which
+brings the hands of handshakes and high fives together; ``denoiser``, an x0 denoiser on the
+fine-tuned VAE with latent scales estimated from its posteriors. The weights are embedded in
+fp16 (loading widens them back to fp32).
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 from dhvae_sdk.checkpoint import load_checkpoint, save_checkpoint
 from dhvae_sdk.runtime.selection import DEMO_CHECKPOINT
 from training import main as training_main
 
-# Crops of 120 frames keep the tiny VAE near 4 s a step on one shared core; the decoder
-# still takes any length up to the preset's 300 frames.
-DEMO_SETTINGS = dict(preset="tiny", max_frames=120, seed=0)
-# Few steps: the tiny model learns several times faster at 1e-3 than at the release's 1e-4.
-STAGE_OPTIONS = {
-    "vae": ["--lr", "1e-3"],
-    "denoiser": ["--lr", "1e-3", "--latent-scales", "std"],
-}
+COMMON = ["--preset", "tiny", "--dataset", "synthetic", "--seed", "0"]
+# Both VAE stages: the architecture (a fine-tune must keep it) and the optimizer settings.
+VAE_OPTIONS = ("--recon-loss", "berhu", "--latent-tokens", "4", "--batch-size", "16", "--lr-schedule", "cosine",
+               "--grad-clip", "1", "--eval-samples", "64")
 
 
-def stage_argv(stage: str, run_dir: Path, data_root: Path, steps: int, threads: int, extra: list[str]) -> list[str]:
-    return [
-        stage, "--preset", DEMO_SETTINGS["preset"], "--dataset", "synthetic", "--data-root", str(data_root),
-        "--out", str(run_dir / stage), "--steps", str(steps), "--max-frames", str(DEMO_SETTINGS["max_frames"]),
-        "--seed", str(DEMO_SETTINGS["seed"]), "--threads", str(threads), "--ckpt-every", "50",
-        *STAGE_OPTIONS[stage], *extra,
-    ]
+@dataclass(frozen=True)
+class Stage:
+    name: str  # the run folder under --out, and the step option --NAME-steps
+    stage: str  # the training.main stage
+    steps: int
+    options: tuple[str, ...]
+    starts_from: str | None = None  # the stage whose checkpoint this one takes as --vae
+
+
+RECIPE = (
+    Stage("vae", "vae", 3000, (*VAE_OPTIONS, "--lr", "1e-3", "--eval-every", "250")),
+    Stage("contact", "vae", 500, (*VAE_OPTIONS, "--w-hand-contact", "3", "--lr", "3e-4", "--eval-every", "125"),
+          starts_from="vae"),
+    Stage("denoiser", "denoiser", 8000, ("--batch-size", "64", "--lr", "1e-3", "--latent-scales", "std",
+                                         "--eval-every", "500"), starts_from="contact"),
+)
+
+
+def stage_argv(stage: Stage, args: argparse.Namespace) -> list[str]:
+    start = ["--vae", str(args.out / stage.starts_from / "checkpoint.safetensors")] if stage.starts_from else []
+    return [stage.stage, *COMMON, "--data-root", str(args.out / "data"), "--out", str(args.out / stage.name),
+            "--steps", str(getattr(args, f"{stage.name}_steps")), "--max-frames", str(args.max_frames),
+            "--threads", str(args.threads), "--ckpt-every", "125", *stage.options, *start]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory")
-    parser.add_argument("--vae-steps", type=int, default=300)
-    parser.add_argument("--denoiser-steps", type=int, default=1200)
+    for stage in RECIPE:
+        parser.add_argument(f"--{stage.name}-steps", type=int, default=stage.steps)
+    # Whole sequences: a VAE trained on shorter crops reconstructs longer clips much worse.
+    parser.add_argument("--max-frames", type=int, default=300, help="training crop length")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
-    data_root = args.out / "data"
-    training_main.main(stage_argv("vae", args.out, data_root, args.vae_steps, args.threads, []))
-    vae_checkpoint = args.out / "vae" / "checkpoint.safetensors"
-    training_main.main(stage_argv("denoiser", args.out, data_root, args.denoiser_steps, args.threads,
-                                  ["--vae", str(vae_checkpoint)]))
+    for stage in RECIPE:
+        training_main.main(stage_argv(stage, args))
     target = args.out / DEMO_CHECKPOINT
-    embed_half_precision(args.out / "denoiser" / "checkpoint.safetensors", target)
+    embed_half_precision(args.out / RECIPE[-1].name / "checkpoint.safetensors", target)
     print(f"demo model written to {target}\n"
           f"try it: Generator.from_pretrained({str(target)!r})\n"
           f"embed it (source checkout): cp {target} dhvae_sdk/assets/{DEMO_CHECKPOINT}")
