@@ -32,7 +32,8 @@ def test_demo_build_writes_a_loadable_half_precision_model_into_out_only(tmp_pat
     assert all(torch.equal(value, denoiser_vae[key]) for key, value in contact.model.vae.state_dict().items())
     first_vae = load_checkpoint(out / "vae" / "checkpoint.safetensors").model.vae.state_dict()
     assert not all(torch.equal(value, denoiser_vae[key]) for key, value in first_vae.items())  # the fine-tune trained
-    assert "VAE weights from " + str(out / "vae" / "checkpoint.safetensors") in (out / "contact" / "train.log").read_text()
+    contact_log = (out / "contact" / "train.log").read_text()
+    assert f"VAE weights from {out / 'vae' / 'checkpoint.safetensors'}" in contact_log
     assert {p.dtype for p in checkpoint.model.parameters()} == {torch.float32}  # widened on load
     assert built.stat().st_size < 0.6 * sum(p.numel() * 4 for p in checkpoint.model.parameters())  # stored fp16
     assert digest(embedded) == before

@@ -4,7 +4,7 @@ Generates the procedural dataset (if RUN_DIR/data is missing), trains the ``tiny
 with the CPU recipe of the README's Train section, and writes the model to
 RUN_DIR/demo.safetensors (atomically); nothing outside --out is touched, so an installed
 package never changes under its users. Rerunning resumes each stage where it stopped, so the
-rebuild (about 4 hours on one core) may span several sessions. To make the result the
+rebuild (3-4 hours on one core) may span several sessions. To make the result the
 embedded demo that ``Generator.from_pretrained()`` loads when no path is given, copy it over
 ``dhvae_sdk/assets/demo.safetensors`` in a source checkout (the command prints the exact
 copy); any program can also load it by path.
@@ -26,7 +26,7 @@ from dhvae_sdk.checkpoint import load_checkpoint, save_checkpoint
 from dhvae_sdk.runtime.selection import DEMO_CHECKPOINT
 from training import main as training_main
 
-COMMON = ["--preset", "tiny", "--dataset", "synthetic", "--seed", "0"]
+EVERY_STAGE = ["--preset", "tiny", "--dataset", "synthetic", "--seed", "0"]
 # Both VAE stages: the architecture (a fine-tune must keep it) and the optimizer settings.
 VAE_OPTIONS = ("--recon-loss", "berhu", "--latent-tokens", "4", "--batch-size", "16", "--lr-schedule", "cosine",
                "--grad-clip", "1", "--eval-samples", "64")
@@ -52,7 +52,7 @@ RECIPE = (
 
 def stage_argv(stage: Stage, args: argparse.Namespace) -> list[str]:
     start = ["--vae", str(args.out / stage.starts_from / "checkpoint.safetensors")] if stage.starts_from else []
-    return [stage.stage, *COMMON, "--data-root", str(args.out / "data"), "--out", str(args.out / stage.name),
+    return [stage.stage, *EVERY_STAGE, "--data-root", str(args.out / "data"), "--out", str(args.out / stage.name),
             "--steps", str(getattr(args, f"{stage.name}_steps")), "--max-frames", str(args.max_frames),
             "--threads", str(args.threads), "--ckpt-every", "125", *stage.options, *start]
 
