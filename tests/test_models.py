@@ -15,7 +15,7 @@ from dhvae_sdk.models import (
 from dhvae_sdk.models.config import VAE_KINDS, TextEncoderConfig
 from dhvae_sdk.models.denoiser import Denoiser
 from dhvae_sdk.models.latent import LatentPosterior
-from dhvae_sdk.models.layers import attend
+from dhvae_sdk.models.layers import EncoderLayer, attend
 from dhvae_sdk.models.text_encoder import ClipTextTower
 from dhvae_sdk.models.tokenizer import clip_tokenizer, token_ids
 
@@ -405,3 +405,17 @@ def test_the_exported_attention_equals_scaled_dot_product_attention(monkeypatch)
         monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
         torch.testing.assert_close(attend(query, key, value, mask, scale), expected, rtol=1e-5, atol=1e-6)
         monkeypatch.undo()
+
+
+def test_dropout_acts_in_training_only_and_leaves_no_node_in_an_eval_trace():
+    layer = EncoderLayer(width=16, heads=2, ff=32, dropout=0.5)
+    x = torch.randn(2, 5, 16)
+    torch.manual_seed(0)
+    layer.train()
+    assert not torch.allclose(layer(x), layer(x))  # two dropout masks
+    layer.eval()
+    assert torch.equal(layer(x), layer(x))
+    traced = torch.export.export(layer, (x,))
+    targets = {str(node.target) for node in traced.graph.nodes if node.op == "call_function"}
+    assert not [target for target in targets if "dropout" in target], targets
+    assert "aten.layer_norm.default" in targets  # the layer itself was traced
