@@ -1,6 +1,8 @@
 """``python -m training.demo`` writes its model into --out and never into the package."""
+import argparse
 import hashlib
 
+import pytest
 import torch
 
 from dhvae_sdk import Generator
@@ -41,3 +43,18 @@ def test_demo_build_writes_a_loadable_half_precision_model_into_out_only(tmp_pat
     assert f"cp {built} dhvae_sdk/assets/{DEMO_CHECKPOINT}" in printed
     [motion] = Generator.from_pretrained(built, backend="torch").generate("two people shake hands", frames=20, seed=0)
     assert motion.joints.shape == (20, 2, 22, 3)
+
+
+def test_processes_share_each_stage_batch_and_must_divide_it(tmp_path, capsys):
+    args = argparse.Namespace(out=tmp_path, vae_steps=1, contact_steps=1, denoiser_steps=1, max_frames=40,
+                              threads=1, processes=2)
+    per_process = {}
+    for stage in demo.RECIPE:
+        argv = demo.stage_argv(stage, args)
+        assert argv.count("--batch-size") == 1
+        per_process[stage.name] = int(argv[argv.index("--batch-size") + 1])
+    assert per_process == {"vae": 8, "contact": 8, "denoiser": 32}  # the recipe's 16, 16 and 64 over two
+    with pytest.raises(SystemExit):
+        demo.main(["--out", str(tmp_path), "--processes", "3"])
+    assert "--processes must divide every stage's batch (16, 64), got 3" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # refused before any stage ran

@@ -19,6 +19,8 @@ fp16 (loading widens them back to fp32).
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +30,8 @@ from training import main as training_main
 
 EVERY_STAGE = ["--preset", "tiny", "--dataset", "synthetic", "--seed", "0"]
 # Both VAE stages: the architecture (a fine-tune must keep it) and the optimizer settings.
-VAE_OPTIONS = ("--recon-loss", "berhu", "--latent-tokens", "4", "--batch-size", "16", "--lr-schedule", "cosine",
-               "--grad-clip", "1", "--eval-samples", "64")
+VAE_OPTIONS = ("--recon-loss", "berhu", "--latent-tokens", "4", "--lr-schedule", "cosine", "--grad-clip", "1",
+               "--eval-samples", "64")
 
 
 @dataclass(frozen=True)
@@ -37,16 +39,17 @@ class Stage:
     name: str  # the run folder under --out, and the step option --NAME-steps
     stage: str  # the training.main stage
     steps: int
+    batch: int  # summed over the processes (training.main's --batch-size is per process)
     options: tuple[str, ...]
     starts_from: str | None = None  # the stage whose checkpoint this one takes as --vae
 
 
 RECIPE = (
-    Stage("vae", "vae", 3000, (*VAE_OPTIONS, "--lr", "1e-3", "--eval-every", "250")),
-    Stage("contact", "vae", 500, (*VAE_OPTIONS, "--w-hand-contact", "3", "--lr", "3e-4", "--eval-every", "125"),
+    Stage("vae", "vae", 3000, 16, (*VAE_OPTIONS, "--lr", "1e-3", "--eval-every", "250")),
+    Stage("contact", "vae", 500, 16, (*VAE_OPTIONS, "--w-hand-contact", "3", "--lr", "3e-4", "--eval-every", "125"),
           starts_from="vae"),
-    Stage("denoiser", "denoiser", 8000, ("--batch-size", "64", "--lr", "1e-3", "--latent-scales", "std",
-                                         "--eval-every", "500"), starts_from="contact"),
+    Stage("denoiser", "denoiser", 8000, 64, ("--lr", "1e-3", "--latent-scales", "std", "--eval-every", "500"),
+          starts_from="contact"),
 )
 
 
@@ -54,7 +57,21 @@ def stage_argv(stage: Stage, args: argparse.Namespace) -> list[str]:
     start = ["--vae", str(args.out / stage.starts_from / "checkpoint.safetensors")] if stage.starts_from else []
     return [stage.stage, *EVERY_STAGE, "--data-root", str(args.out / "data"), "--out", str(args.out / stage.name),
             "--steps", str(getattr(args, f"{stage.name}_steps")), "--max-frames", str(args.max_frames),
-            "--threads", str(args.threads), "--ckpt-every", "125", *stage.options, *start]
+            "--threads", str(args.threads), "--batch-size", str(stage.batch // args.processes), "--ckpt-every", "125",
+            *stage.options, *start]
+
+
+def run_stage(stage: Stage, args: argparse.Namespace) -> None:
+    if args.processes == 1:
+        training_main.main(stage_argv(stage, args))
+        return
+    # One torchrun process per core, each on a share of the batch: on the 2-core CI machine the
+    # VAE stage steps 1.4x as fast as one process on one thread (2.1 against 2.9 s a step).
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                             f"--nproc_per_node={args.processes}", "-m", "training.main", *stage_argv(stage, args)])
+    if result.returncode != 0:
+        raise SystemExit(f"the {stage.name} stage failed (exit code {result.returncode}); its log is "
+                         f"{args.out / stage.name / 'train.log'}; rerunning the same command resumes it")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,10 +81,16 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument(f"--{stage.name}-steps", type=int, default=stage.steps)
     # Whole sequences: a VAE trained on shorter crops reconstructs longer clips much worse.
     parser.add_argument("--max-frames", type=int, default=300, help="training crop length")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per process")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="training processes (torchrun), each on a share of every stage's batch")
     args = parser.parse_args(argv)
+    batches = sorted({stage.batch for stage in RECIPE})
+    if args.processes < 1 or any(batch % args.processes for batch in batches):
+        parser.error(f"--processes must divide every stage's batch ({', '.join(map(str, batches))}), "
+                     f"got {args.processes}; use 1, 2, 4, 8 or 16")
     for stage in RECIPE:
-        training_main.main(stage_argv(stage, args))
+        run_stage(stage, args)
     target = args.out / DEMO_CHECKPOINT
     embed_half_precision(args.out / RECIPE[-1].name / "checkpoint.safetensors", target)
     print(f"demo model written to {target}\n"
