@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-frames", type=int, default=300, help="training crop length")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per process")
     parser.add_argument("--processes", type=int, default=1,
-                        help="training processes (torchrun), each on a share of every stage's batch")
+                        help="training processes (torchrun), each on a share of every stage's batch; "
+                             "resume a run with the count it started with")
     args = parser.parse_args(argv)
     batches = sorted({stage.batch for stage in RECIPE})
     if args.processes < 1 or any(batch % args.processes for batch in batches):
