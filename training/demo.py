@@ -19,6 +19,7 @@ fp16 (loading widens them back to fp32).
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -87,9 +88,11 @@ def main(argv: list[str] | None = None) -> None:
                              "resume a run with the count it started with")
     args = parser.parse_args(argv)
     batches = sorted({stage.batch for stage in RECIPE})
-    if args.processes < 1 or any(batch % args.processes for batch in batches):
+    common = math.gcd(*batches)
+    if args.processes < 1 or common % args.processes:
+        divisors = [count for count in range(1, common + 1) if common % count == 0]
         parser.error(f"--processes must divide every stage's batch ({', '.join(map(str, batches))}), "
-                     f"got {args.processes}; use 1, 2, 4, 8 or 16")
+                     f"got {args.processes}; use one of {', '.join(map(str, divisors))}")
     for stage in RECIPE:
         run_stage(stage, args)
     target = args.out / DEMO_CHECKPOINT
