@@ -278,9 +278,11 @@ def _print_table(report: dict) -> None:
     print(f"{'backend':12s} {'AITS s':>8s} {'loop s':>8s} {'decode s':>9s} {'ms/step':>8s} {'MB/step':>8s} "
           f"{'floor s':>8s} {'loop/floor':>10s} {'vs torch':>9s} {'text s':>7s} {'text floor':>10s} {'text/floor':>10s}  device")
     for name, entry in report["backends"].items():
+        # Without a torch run there is nothing to compare against: a dash, not "nanx".
+        speedup = f"{entry['speedup_vs_torch']:8.2f}x" if "speedup_vs_torch" in entry else f"{'-':>9s}"
         print(f"{name:12s} {entry['aits_s']:8.3f} {entry['loop_s']:8.3f} {entry['decode_s']:9.3f} "
               f"{entry['per_step_ms']:8.2f} {entry['step_weight_bytes'] / 1e6:8.1f} {entry['floor_s']:8.3f} "
-              f"{entry['loop_vs_floor']:9.2f}x {entry.get('speedup_vs_torch', float('nan')):8.2f}x "
+              f"{entry['loop_vs_floor']:9.2f}x {speedup} "
               f"{entry['text_encoder_s']:7.3f} {entry['text_floor_s']:10.3f} {entry['text_vs_floor']:9.2f}x  {entry['device']}")
     for name, why in report["skipped"].items():
         print(f"{name:12s} skipped: {why}")
