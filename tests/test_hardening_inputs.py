@@ -30,7 +30,8 @@ from training.data.base import DatasetError, read_names, read_sentences
 from training.data.interhuman import dataset_normalizer
 from training.runtime import ProcessContext
 from training.stages.common import StageOptions, open_dataset
-from training.trainer import LoopConfig, Trainer, TrainingDivergedError
+from training import main as training_main
+from training.trainer import LoopConfig, Trainer, TrainingDivergedError, TrainingInterrupted
 
 QUICK = dict(frames=12, steps=2)
 
@@ -101,15 +102,18 @@ def test_save_checkpoint_refuses_non_finite_weights(tmp_path):
 
 
 class _ToyObjective(nn.Module):
-    """A loss that turns NaN from call ``nan_from`` on, as a diverging training does."""
+    """A loss that turns NaN from call ``nan_from`` on, as a diverging training does, and
+    that Ctrl-C interrupts in call ``interrupt_at``."""
 
-    def __init__(self, nan_from: int):
+    def __init__(self, nan_from: int, interrupt_at: int | None = None):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(2))
-        self.calls, self.nan_from = 0, nan_from
+        self.calls, self.nan_from, self.interrupt_at = 0, nan_from, interrupt_at
 
     def forward(self, batch):
         self.calls += 1
+        if self.calls == self.interrupt_at:
+            raise KeyboardInterrupt
         loss = ((self.weight * batch["x"]).sum() - 1) ** 2
         return {"loss": loss * math.nan if self.calls >= self.nan_from else loss}
 
@@ -118,8 +122,8 @@ class _ToyStage:
     name = "toy"
     checkpoint_name = "toy.safetensors"
 
-    def __init__(self, nan_from: int):
-        self.module = _ToyObjective(nan_from)
+    def __init__(self, nan_from: int, interrupt_at: int | None = None):
+        self.module = _ToyObjective(nan_from, interrupt_at)
         self.loader = DataLoader([{"texts": "t", "x": torch.ones(2)}] * 4, batch_size=2)
 
     def evaluate(self):
@@ -130,10 +134,10 @@ class _ToyStage:
             save_file({k: v.detach().clone() for k, v in self.module.state_dict().items()}, temp)
 
 
-def _trainer(tmp_path: Path, nan_from: int) -> Trainer:
-    config = LoopConfig(steps=5, ckpt_every=1, log_every=1, lr=0.01, lr_schedule="cosine", warmup_steps=1,
+def _trainer(tmp_path: Path, nan_from: int, interrupt_at: int | None = None, ckpt_every: int = 1) -> Trainer:
+    config = LoopConfig(steps=5, ckpt_every=ckpt_every, log_every=1, lr=0.01, lr_schedule="cosine", warmup_steps=1,
                         precision="fp32")
-    return Trainer(_ToyStage(nan_from), config, ProcessContext(0, 1, torch.device("cpu")), tmp_path)
+    return Trainer(_ToyStage(nan_from, interrupt_at), config, ProcessContext(0, 1, torch.device("cpu")), tmp_path)
 
 
 def test_training_stops_at_a_non_finite_loss_and_keeps_the_last_finite_checkpoint(tmp_path):
@@ -144,6 +148,29 @@ def test_training_stops_at_a_non_finite_loss_and_keeps_the_last_finite_checkpoin
     saved = load_file(tmp_path / "toy.safetensors")["weight"]
     assert torch.isfinite(saved).all() and not torch.equal(saved, torch.ones(2))  # step 2's weights
     assert torch.load(tmp_path / "train_state.pt", weights_only=True)["step"] == 2
+
+
+def test_ctrl_c_ends_training_with_the_step_a_rerun_resumes_from(tmp_path):
+    trainer = _trainer(tmp_path, nan_from=99, interrupt_at=4, ckpt_every=2)  # steps 1-3 done, 2 saved
+    with pytest.raises(TrainingInterrupted, match=rf"toy interrupted at step 3 of 5; {tmp_path} keeps step 2: "
+                                                  "rerun the same command to resume from there"):
+        trainer.run()
+    rerun = _trainer(tmp_path, nan_from=99, ckpt_every=2)
+    rerun.run()
+    assert rerun.step == 5 and rerun.module.calls == 3  # steps 3, 4 and 5
+
+
+def test_the_training_command_prints_an_interruption_as_its_one_line(tmp_path, monkeypatch):
+    message = f"vae interrupted at step 7 of 9; {tmp_path} keeps step 5: rerun the same command to resume from there"
+
+    def interrupted(options):
+        raise TrainingInterrupted(message)
+
+    monkeypatch.setattr(training_main, "train", interrupted)
+    with pytest.raises(SystemExit) as stopped:
+        training_main.main(["vae", "--preset", "tiny", "--dataset", "synthetic", "--data-root", str(tmp_path),
+                            "--out", str(tmp_path)])
+    assert stopped.value.code == message
 
 
 def test_training_never_saves_non_finite_weights(tmp_path):

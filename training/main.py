@@ -39,7 +39,7 @@ from training.runtime import (
 )
 from training.stages import STAGES
 from training.stages.common import StageOptions, ensure_synthetic_dataset
-from training.trainer import TRAIN_STATE_FILE, LoopConfig, Trainer
+from training.trainer import TRAIN_STATE_FILE, LoopConfig, Trainer, TrainingInterrupted
 
 RUN_FILE = "run.json"
 
@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     try:
         train(options)
+    except TrainingInterrupted as interrupted:
+        raise SystemExit(str(interrupted)) from None
     except (DHVAEError, ValueError, FileNotFoundError) as error:  # bad options, data or files: the message says it all
         raise SystemExit(f"error: {error}") from None
 

@@ -76,6 +76,10 @@ class TrainingDivergedError(DHVAEError, FloatingPointError):
     """The loss or a weight became NaN or infinite: nothing after this point is worth saving."""
 
 
+class TrainingInterrupted(DHVAEError, RuntimeError):
+    """Ctrl-C (SIGINT) stopped the loop; the message says which step the run folder keeps."""
+
+
 class Stage(Protocol):
     name: str
     checkpoint_name: str
@@ -219,6 +223,7 @@ class Trainer:
         self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(config, max(1, len(stage.loader))))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.step = 0
+        self.saved_step = 0  # the step of the run folder's checkpoint: where a rerun resumes
         self.stream = BatchStream(stage.loader)
         self.writer = None
 
@@ -237,7 +242,7 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["lr_schedule"])
         self.scaler.load_state_dict(state["grad_scaler"])
-        self.step = state["step"]
+        self.step = self.saved_step = state["step"]
         self.stream = BatchStream(self.stage.loader, state["epoch"], state["batches_done"])
         rng_states = state["rng"]
         if len(rng_states) == self.context.world_size:
@@ -266,6 +271,7 @@ class Trainer:
                 "rng": rng_states,
             }, self.run_dir / TRAIN_STATE_FILE)
         barrier(self.context)
+        self.saved_step = self.step
 
     def _require_finite_weights(self) -> None:
         bad = [name for name, value in self.module.state_dict().items()
@@ -358,6 +364,12 @@ class Trainer:
                     if config.eval_every and self.step % config.eval_every == 0 and self.step != config.steps:
                         self._evaluate()
             self._evaluate()
+        except KeyboardInterrupt:
+            # Ctrl-C: one line on what the run folder keeps, not a traceback from inside a layer.
+            raise TrainingInterrupted(
+                f"{self.stage.name} interrupted at step {self.step} of {config.steps}; {self.run_dir} keeps "
+                f"step {self.saved_step}: rerun the same command to resume from there"
+            ) from None
         finally:
             progress.close()
             if self.writer is not None:
