@@ -12,8 +12,8 @@ from dhvae_sdk.motion.interhuman import FOOT_CONTACTS, POSITIONS, ROTATIONS, VEL
 from dhvae_sdk.motion.skeleton import HAND_JOINTS
 from tests.fk_motions import fk_pair_raw
 from training.losses import (
-    MotionRepresentation, distance_map_loss, kl_loss, negative_shifts, pairs_in_contact, person_distance,
-    positive_shifts, shift_person_b, triplet_margin, vae_losses,
+    MotionRepresentation, distance_map_loss, joint_metres_loss, kl_loss, negative_shifts, pairs_in_contact,
+    person_distance, positive_shifts, shift_person_b, triplet_margin, vae_losses,
 )
 from training.stages.common import representation_of
 
@@ -205,19 +205,40 @@ def test_hand_contact_counts_only_the_near_wrist_pairs():
     assert distance_map_loss(recon, real, mask, skeleton, within=0.3).item() > expected  # all joints: the heads count
 
 
-@pytest.mark.parametrize("term", ["distance_map", "hand_contact"])
-def test_relational_terms_join_the_weighted_total(term):
-    # A range of 10 m: the FK pairs stand apart, and the term must still see them.
-    config = replace(get_preset("tiny").loss, **{f"w_{term}": 2.0, f"{term}_range": 10.0})
+def test_joint_metres_is_the_l1_of_the_joint_coordinates_in_metres_over_real_frames():
+    # 22 joints per person (features = xyz of each), normalized with std 2 m: the normalized
+    # error is half the metres one, and the term must report metres.
+    skeleton = MotionRepresentation(Normalizer(np.zeros(66), np.full(66, 2.0)),
+                                    to_joints=lambda features: features.reshape(*features.shape[:-1], 22, 3),
+                                    positions=slice(0, 66))
+    real = torch.zeros(1, 3, 2, 66)
+    recon = real.clone().reshape(1, 3, 2, 22, 3)
+    recon[0, 0, 0, 4, 2] = 0.33 / 2  # A's joint 4 is 0.33 m off along z in frame 0
+    recon[0, 1, 1, :, 1] = 0.06 / 2  # every joint of B is 0.06 m too high in frame 1
+    recon[0, 2] = 50.0  # a padded frame
+    recon = recon.flatten(3)
+    mask = torch.tensor([[True, True, False]])
+    # per person: the mean over 2 real frames x 66 coordinates
+    expected = 0.33 / (2 * 66) + 22 * 0.06 / (2 * 66)
+    assert joint_metres_loss(recon, real, mask, skeleton).item() == pytest.approx(expected, abs=1e-7)
+
+
+OPTIONAL_TERMS = ("distance_map", "hand_contact", "joint_metres")
+
+
+@pytest.mark.parametrize("term", OPTIONAL_TERMS)
+def test_optional_terms_join_the_weighted_total(term):
+    # Ranges of 10 m: the FK pairs stand apart, and the relational terms must still see them.
+    config = replace(get_preset("tiny").loss, **{f"w_{term}": 2.0}, distance_map_range=10.0, hand_contact_range=10.0)
     losses = vae_losses(build_vae(get_preset("tiny").vae), real_pairs(2), torch.ones(2, 24, dtype=torch.bool),
                         REPRESENTATION, config)
     expected_total = config.w_rec * losses["recon"] + config.w_kl * losses["kl"] + config.w_joint * losses["joint"] \
         + config.w_tri * losses["triplet"] + 2.0 * losses[term]
     torch.testing.assert_close(losses["loss"], expected_total)
-    other_term = ({"distance_map", "hand_contact"} - {term}).pop()
-    assert losses[term].item() > 0 and other_term not in losses  # off at weight 0
-    with pytest.raises(ValueError, match=f"{term}_range must be positive"):
-        LossConfig(**{f"{term}_range": 0.0})
+    assert losses[term].item() > 0 and not (set(OPTIONAL_TERMS) - {term}) & set(losses)  # the others: weight 0
+    if term != "joint_metres":
+        with pytest.raises(ValueError, match=f"{term}_range must be positive"):
+            LossConfig(**{f"{term}_range": 0.0})
     with pytest.raises(ValueError, match=f"w_{term} must be >= 0"):
         LossConfig(**{f"w_{term}": -1.0})
 

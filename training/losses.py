@@ -3,7 +3,8 @@
   loss = w_rec (L1_A + L1_B) + w_joint (L1 of A's + of B's joint positions)
          + w_kl mean(KL_a, KL_b, KL_g) + w_tri triplet(z_g means)
          [+ w_distance_map (L1 of the A-to-B joint distances)
-          + w_hand_contact (the same on the A-to-B wrist distances), not in the release]
+          + w_hand_contact (the same on the A-to-B wrist distances)
+          + w_joint_metres (L1 of A's + of B's joint positions in metres), not in the release]
 
 (the CPU presets put smooth L1 in place of both L1s: ``LossConfig.recon_loss``).
 
@@ -102,6 +103,15 @@ def distance_map_loss(recon: torch.Tensor, motion: torch.Tensor, mask: torch.Ten
     near = (real_distances < within) & mask[:, :, None, None]
     error = (distances(placed) - real_distances).abs()
     return (error * near).sum() / near.sum().clamp_min(1)
+
+
+def joint_metres_loss(recon: torch.Tensor, motion: torch.Tensor, mask: torch.Tensor,
+                      representation: MotionRepresentation) -> torch.Tensor:
+    """Sum over the two persons of the masked-mean |recon - real| of the joint coordinates in
+    metres (world space: the path counts, as in MPJPE)."""
+    real = joints_of(motion, representation).detach()  # [B, T, 2, J, 3]
+    error = (joints_of(recon, representation) - real).abs()
+    return sum(masked_mean(error[:, :, person], mask) for person in (0, 1))
 
 
 def kl_loss(posterior: LatentPosterior) -> torch.Tensor:
@@ -206,6 +216,9 @@ def vae_losses(vae: MotionVAE, motion: torch.Tensor, mask: torch.Tensor,
         losses["hand_contact"] = distance_map_loss(recon, motion.float(), mask, representation,
                                                    config.hand_contact_range, joints=HAND_JOINTS)
         total = total + config.w_hand_contact * losses["hand_contact"]
+    if representation.to_joints is not None and config.w_joint_metres > 0:
+        losses["joint_metres"] = joint_metres_loss(recon, motion.float(), mask, representation)
+        total = total + config.w_joint_metres * losses["joint_metres"]
     if positions is not None and representation.to_joints is not None and config.w_tri > 0:
         losses["triplet"] = interaction_triplet_loss(vae, motion, mask, out["posterior"], representation, config)
         total = total + config.w_tri * losses["triplet"]

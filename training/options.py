@@ -84,6 +84,9 @@ class TrainOptions:
     w_hand_contact: float | None = option(
         help="vae stage: weight of the L1 on the distances between A's and B's wrists closer than 0.3 m "
              "(default: the preset's, 0)", identity=True)
+    w_joint_metres: float | None = option(
+        help="vae stage: weight of the L1 on the joint positions in metres (default: the preset's, 0)",
+        identity=True)
     latent_tokens: int | None = option(help="vae stage: tokens per latent group (l) instead of the preset's",
                                        identity=True)
     recon_loss: str | None = option(help="vae stage: the reconstruction distance instead of the preset's",

@@ -82,7 +82,8 @@ class VAEStage:
             loss=replace(preset.loss, **_given(w_tri=options.w_tri, w_joint=options.w_joint,
                                                recon_loss=options.recon_loss,
                                                w_distance_map=options.w_distance_map,
-                                               w_hand_contact=options.w_hand_contact)),
+                                               w_hand_contact=options.w_hand_contact,
+                                               w_joint_metres=options.w_joint_metres)),
         )
         if options.max_frames is not None and options.max_frames > config.vae.max_frames:
             raise ValueError(f"--max-frames {options.max_frames} exceeds the {options.preset} VAE's "
@@ -97,10 +98,11 @@ class VAEStage:
                      "file to the denoiser stage (--clip-weights) before it trains on text")
         self.representation = representation_of(options.dataset, options.data_root)
         if self.representation.to_joints is None:
-            relational = [flag for flag, weight in (("--w-distance-map", options.w_distance_map),
-                                                    ("--w-hand-contact", options.w_hand_contact)) if weight]
-            if relational:
-                raise ValueError(f"{' and '.join(relational)} need joint positions, which the {options.dataset} "
+            needs_joints = [flag for flag, weight in (("--w-distance-map", options.w_distance_map),
+                                                    ("--w-hand-contact", options.w_hand_contact),
+                                                    ("--w-joint-metres", options.w_joint_metres)) if weight]
+            if needs_joints:
+                raise ValueError(f"{' and '.join(needs_joints)} need joint positions, which the {options.dataset} "
                                  "features do not carry; leave them out for this dataset")
         if options.vae_checkpoint is not None:
             self._start_from(Path(options.vae_checkpoint), config)
