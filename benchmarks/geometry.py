@@ -18,7 +18,9 @@ interaction type (the generator's label in ``synthetic_meta.json``):
 
 The ground truth is checked the same way (its pass rate is the check's ceiling). The table
 gives the pass rate per type, the median closest distance, and the overall rate over the
-checked types; ``--json`` keeps every sample's numbers.
+checked types; ``--json`` keeps every sample's numbers. ``--frames-dir DIR`` draws the first
+generated sample of each hand type (DIR/TYPE.png, the first in split order, not the best) at
+the frame where its hands come closest.
 """
 from __future__ import annotations
 
@@ -63,10 +65,15 @@ def hand_points(joints: np.ndarray) -> np.ndarray:
     return np.concatenate(points, axis=2)
 
 
+def hand_distances(joints: np.ndarray) -> np.ndarray:
+    """[T]: the smallest distance between a hand of person A and one of B, per frame."""
+    hands = hand_points(joints)
+    return np.linalg.norm(hands[:, 0, :, None] - hands[:, 1, None, :], axis=-1).min(axis=(1, 2))
+
+
 def closest_hands(joints: np.ndarray) -> float:
     """Smallest distance between a hand of person A and one of B over all frames."""
-    hands = hand_points(joints)
-    return float(np.linalg.norm(hands[:, 0, :, None] - hands[:, 1, None, :], axis=-1).min())
+    return float(hand_distances(joints).min())
 
 
 def closest_joints(joints: np.ndarray) -> float:
@@ -124,11 +131,12 @@ def read_types(root: Path) -> dict[str, str]:
 
 
 def run(model: str | None, root: Path, split: str, seed: int, limit: int | None,
-        guidance: float | None = None) -> dict:
+        guidance: float | None = None, frames_dir: Path | None = None) -> dict:
     types = read_types(root)
     dataset = InterHumanDataset(root, split=split, normalize=False, mirror=False, swap_persons=False, seed=seed)
     generator = Generator.from_pretrained(model, backend="torch")
     rows = {"ground truth": [], "generated": []}
+    drawn = set()  # the hand types whose first generated sample is drawn already
     count = len(dataset) if limit is None else min(limit, len(dataset))
     for index in tqdm(range(count), desc="generating", unit="motion"):
         item = dataset[index]
@@ -137,8 +145,21 @@ def run(model: str | None, root: Path, split: str, seed: int, limit: int | None,
         [motion] = generator.generate(text, frames=frames, seed=seed + index, guidance=guidance)
         rows["ground truth"].append(measure(name, types[name], text, truth))
         rows["generated"].append(measure(name, types[name], text, motion.joints))
+        if frames_dir is not None and types[name] in HAND_TYPES and types[name] not in drawn:
+            drawn.add(types[name])
+            render_closest_hands(motion.joints, text, frames_dir / f"{types[name]}.png")
     return {label: {"summary": summarize(samples), "samples": [vars(s) for s in samples]}
             for label, samples in rows.items()}
+
+
+def render_closest_hands(joints: np.ndarray, text: str, path: Path) -> Path:
+    """A picture of the frame in which the hands of ``joints`` come closest, the distance in its title."""
+    from dhvae_sdk.visualize import render_frame  # matplotlib loads only when drawing
+
+    distances = hand_distances(joints)
+    frame = int(distances.argmin())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return render_frame(joints, path, frame=frame, title=f"{text} (frame {frame}: hands {distances[frame]:.2f} m apart)")
 
 
 def table(result: dict) -> str:
@@ -168,8 +189,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--limit", type=int, help="only the split's first N sequences")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     parser.add_argument("--json", type=Path, help="write every sample's numbers here")
+    parser.add_argument("--frames-dir", type=Path,
+                        help="draw the first generated sample of each hand type here (TYPE.png), at the frame "
+                             "where its hands come closest")
     args = parser.parse_args(argv)
-    result = run(args.model, args.data_root, args.split, args.seed, args.limit, args.guidance)
+    result = run(args.model, args.data_root, args.split, args.seed, args.limit, args.guidance, args.frames_dir)
     print(table(result))
     if args.json is not None:
         with atomic_output(args.json) as temporary:

@@ -3,12 +3,17 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pytest
 import torch
+from PIL import Image
 
-from benchmarks.geometry import closest_hands, closest_joints, main, measure, passes, summarize
+from benchmarks.geometry import (
+    HAND_TYPES, closest_hands, closest_joints, hand_distances, main, measure, passes, render_closest_hands, summarize,
+)
 from dhvae_sdk.checkpoint import save_checkpoint
 from dhvae_sdk.models import build_model
 from dhvae_sdk.motion.skeleton import JOINT_INDEX, NUM_JOINTS, forward_kinematics
+from dhvae_sdk.visualize import render_frame
 from model_fixtures import micro_config
 from training.data.synthetic import generate_dataset
 
@@ -20,18 +25,34 @@ def facing_pair(gap: float, frames: int = 4) -> np.ndarray:
     return np.repeat(pair[None], frames, axis=0)
 
 
-def test_hands_meet_only_when_the_hand_axes_come_within_reach():
+def reaching_pair() -> np.ndarray:
+    """``facing_pair(2.0)`` in which, in frame 2, A's right forearm points at B's right hand so
+    that A's hand axis ends 5 cm from B's."""
     joints = facing_pair(2.0)
     wrist, elbow = JOINT_INDEX["r_wrist"], JOINT_INDEX["r_elbow"]
-    # Frame 2: A's right forearm points at B's right hand, so A's hand axis ends 5 cm from B's.
     b_hand_end = joints[2, 1, wrist] + 0.32 * (joints[2, 1, wrist] - joints[2, 1, elbow])
     direction = np.array([1.0, 0.0, 0.0])
     joints[2, 0, wrist] = b_hand_end - 0.05 * direction - 0.32 * 0.25 * direction
     joints[2, 0, elbow] = joints[2, 0, wrist] - 0.25 * direction
+    return joints
+
+
+def test_hands_meet_only_when_the_hand_axes_come_within_reach():
+    joints = reaching_pair()
     assert closest_hands(joints) <= 0.05 + 1e-6
     assert passes("handshake", joints)
     assert not passes("handshake", facing_pair(2.0))
     assert passes("hug", joints) is None  # no check for this type
+
+
+def test_the_drawn_frame_is_the_one_where_the_hands_come_closest(tmp_path):
+    joints = reaching_pair()
+    distances = hand_distances(joints)
+    assert distances.argmin() == 2 and distances[2] == pytest.approx(0.05, abs=1e-6) and distances[0] > 0.5
+    drawn = render_closest_hands(joints, "two people shake hands", tmp_path / "frames" / "handshake.png")
+    expected = render_frame(joints, tmp_path / "frame2.png", frame=2,
+                            title="two people shake hands (frame 2: hands 0.05 m apart)")
+    assert np.array_equal(np.asarray(Image.open(drawn)), np.asarray(Image.open(expected)))
 
 
 def test_apart_types_fail_when_any_joint_comes_closer_than_the_clearance():
@@ -61,10 +82,14 @@ def test_the_command_scores_generations_at_the_given_guidance(tmp_path):
     save_checkpoint(checkpoint, model, feature_mean=torch.zeros(262), feature_std=torch.ones(262),
                     latent_scales=torch.ones(3), stage="denoiser")
     results = {guidance: main(["--model", str(checkpoint), "--data-root", str(data), "--limit", "2",
-                               "--guidance", str(guidance), "--json", str(tmp_path / f"{guidance}.json")])
+                               "--guidance", str(guidance), "--json", str(tmp_path / f"{guidance}.json"),
+                               "--frames-dir", str(tmp_path / f"frames-{guidance}")])
                for guidance in (1.0, 6.0)}
     weak, strong = ([sample["closest_hands_m"] for sample in results[guidance]["generated"]["samples"]]
                     for guidance in (1.0, 6.0))
     assert len(weak) == 2 and weak != strong  # same seeds, other guidance: other motions
     assert results[1.0]["ground truth"] == results[6.0]["ground truth"]
     assert json.loads((tmp_path / "6.0.json").read_text()) == results[6.0]
+    hand_types = {sample["interaction"] for sample in results[6.0]["generated"]["samples"]} & set(HAND_TYPES)
+    assert hand_types and sorted(path.name for path in (tmp_path / "frames-6.0").iterdir()) \
+        == sorted(f"{interaction}.png" for interaction in hand_types)
