@@ -99,8 +99,8 @@ class VAEStage:
         self.representation = representation_of(options.dataset, options.data_root)
         if self.representation.to_joints is None:
             needs_joints = [flag for flag, weight in (("--w-distance-map", options.w_distance_map),
-                                                    ("--w-hand-contact", options.w_hand_contact),
-                                                    ("--w-joint-metres", options.w_joint_metres)) if weight]
+                                                      ("--w-hand-contact", options.w_hand_contact),
+                                                      ("--w-joint-metres", options.w_joint_metres)) if weight]
             if needs_joints:
                 raise ValueError(f"{' and '.join(needs_joints)} need joint positions, which the {options.dataset} "
                                  "features do not carry; leave them out for this dataset")
