@@ -159,7 +159,8 @@ def render_closest_hands(joints: np.ndarray, text: str, path: Path) -> Path:
     distances = hand_distances(joints)
     frame = int(distances.argmin())
     path.parent.mkdir(parents=True, exist_ok=True)
-    return render_frame(joints, path, frame=frame, title=f"{text} (frame {frame}: hands {distances[frame]:.2f} m apart)")
+    title = f"{text} (frame {frame}: hands {distances[frame]:.2f} m apart)"
+    return render_frame(joints, path, frame=frame, title=title)
 
 
 def table(result: dict) -> str:

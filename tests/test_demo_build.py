@@ -56,5 +56,6 @@ def test_processes_share_each_stage_batch_and_must_divide_it(tmp_path, capsys):
     assert per_process == {"vae": 8, "contact": 8, "denoiser": 32}  # the recipe's 16, 16 and 64 over two
     with pytest.raises(SystemExit):
         demo.main(["--out", str(tmp_path), "--processes", "3"])
-    assert "--processes must divide every stage's batch (16, 64), got 3; use one of 1, 2, 4, 8, 16" in capsys.readouterr().err
+    refusal = "--processes must divide every stage's batch (16, 64), got 3; use one of 1, 2, 4, 8, 16"
+    assert refusal in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # refused before any stage ran

@@ -102,7 +102,8 @@ def test_int8_quantizes_the_modulation_step_and_decoder_weights_and_keeps_the_ot
         if report.role in to_onnx.INT8_GRAPHS:
             assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops, report.role
             # 7-bit weights, so that CPUs without VNNI cannot saturate their 16-bit u8 x s8 sums.
-            quantized = [onnx.numpy_helper.to_array(w) for w in graph.initializer if w.data_type == onnx.TensorProto.INT8]
+            quantized = [onnx.numpy_helper.to_array(w) for w in graph.initializer
+                         if w.data_type == onnx.TensorProto.INT8]
             assert quantized and max(int(abs(w.astype(int)).max()) for w in quantized) == 64, report.role
             # Matmul weights take 8 bits plus a scale per output channel; tables and norms stay fp32.
             assert report.path.stat().st_size < 0.6 * fp32_sizes[report.role], report.role

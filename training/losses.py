@@ -109,9 +109,7 @@ def joint_metres_loss(recon: torch.Tensor, motion: torch.Tensor, mask: torch.Ten
                       representation: MotionRepresentation) -> torch.Tensor:
     """Sum over the two persons of the masked-mean |recon - real| of the joint coordinates in
     metres (world space: the path counts, as in MPJPE)."""
-    real = joints_of(motion, representation).detach()  # [B, T, 2, J, 3]
-    error = (joints_of(recon, representation) - real).abs()
-    return sum(masked_mean(error[:, :, person], mask) for person in (0, 1))
+    return person_distance(joints_of(recon, representation), joints_of(motion, representation).detach(), mask)
 
 
 def kl_loss(posterior: LatentPosterior) -> torch.Tensor:
