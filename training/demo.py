@@ -10,8 +10,8 @@ embedded demo that ``Generator.from_pretrained()`` loads when no path is given, 
 copy); any program can also load it by path.
 
 The recipe, stage by stage (each a ``python -m training.main`` run in RUN_DIR/STAGE):
-``vae``, the VAE on whole sequences (berHu reconstruction, 4 tokens per latent group, Adam at
-1e-3 on a cosine schedule); ``contact``, a fine-tune of it with the hand-contact term, which
+``vae``, the VAE on whole sequences (berHu reconstruction, the joint positions also in metres,
+no triplet term, 4 tokens per latent group, Adam at 1e-3 on a cosine schedule); ``contact``, a fine-tune of it with the hand-contact term, which
 brings the hands of handshakes and high fives together; ``denoiser``, an x0 denoiser on the
 fine-tuned VAE with latent scales estimated from its posteriors. The weights are embedded in
 fp16 (loading widens them back to fp32).
@@ -32,7 +32,7 @@ from training import main as training_main
 EVERY_STAGE = ["--preset", "tiny", "--dataset", "synthetic", "--seed", "0"]
 # Both VAE stages: the architecture (a fine-tune must keep it) and the optimizer settings.
 VAE_OPTIONS = ("--recon-loss", "berhu", "--latent-tokens", "4", "--lr-schedule", "cosine", "--grad-clip", "1",
-               "--eval-samples", "64")
+               "--w-tri", "0", "--w-joint-metres", "5", "--eval-samples", "64")
 
 
 @dataclass(frozen=True)
