@@ -87,6 +87,7 @@ class TrainOptions:
     w_joint_metres: float | None = option(
         help="vae stage: weight of the L1 on the joint positions in metres (default: the preset's, 0)",
         identity=True)
+    w_kl: float | None = option(help="vae stage: weight of the mean KL instead of the preset's 1e-4", identity=True)
     latent_tokens: int | None = option(help="vae stage: tokens per latent group (l) instead of the preset's",
                                        identity=True)
     recon_loss: str | None = option(help="vae stage: the reconstruction distance instead of the preset's",

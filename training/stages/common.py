@@ -51,6 +51,7 @@ class StageOptions:
     w_distance_map: float | None = None  # weight of the A-to-B joint-distance L1 instead of the preset's
     w_hand_contact: float | None = None  # weight of the A-to-B wrist-distance L1 instead of the preset's
     w_joint_metres: float | None = None  # weight of the joint-position L1 in metres instead of the preset's
+    w_kl: float | None = None  # weight of the mean KL instead of the preset's
     latent_tokens: int | None = None  # tokens per latent group instead of the preset's
     latent_scales: str = "release"  # denoiser stage: "release" (fixed 1, 1, 1/5) or "std" (estimated)
     prediction: str | None = None  # denoiser stage: the denoiser's target instead of the VAE config's

@@ -83,7 +83,8 @@ class VAEStage:
                                                recon_loss=options.recon_loss,
                                                w_distance_map=options.w_distance_map,
                                                w_hand_contact=options.w_hand_contact,
-                                               w_joint_metres=options.w_joint_metres)),
+                                               w_joint_metres=options.w_joint_metres,
+                                               w_kl=options.w_kl)),
         )
         if options.max_frames is not None and options.max_frames > config.vae.max_frames:
             raise ValueError(f"--max-frames {options.max_frames} exceeds the {options.preset} VAE's "
