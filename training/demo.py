@@ -4,7 +4,7 @@ Generates the procedural dataset (if RUN_DIR/data is missing), trains the ``tiny
 with the CPU recipe of the README's Train section, and writes the model to
 RUN_DIR/demo.safetensors (atomically); nothing outside --out is touched, so an installed
 package never changes under its users. Rerunning resumes each stage where it stopped, so the
-rebuild (3-4 hours on one core) may span several sessions. To make the result the
+rebuild (1 h 47 min on one thread, 2026-12-02) may span several sessions. To make the result the
 embedded demo that ``Generator.from_pretrained()`` loads when no path is given, copy it over
 ``dhvae_sdk/assets/demo.safetensors`` in a source checkout (the command prints the exact
 copy); any program can also load it by path.
