@@ -11,10 +11,11 @@ copy); any program can also load it by path.
 
 The recipe, stage by stage (each a ``python -m training.main`` run in RUN_DIR/STAGE):
 ``vae``, the VAE on whole sequences (berHu reconstruction, the joint positions also in metres,
-no triplet term, 4 tokens per latent group, Adam at 1e-3 on a cosine schedule); ``contact``, a fine-tune of it with the hand-contact term, which
-brings the hands of handshakes and high fives together; ``denoiser``, an x0 denoiser on the
-fine-tuned VAE with latent scales estimated from its posteriors. The weights are embedded in
-fp16 (loading widens them back to fp32).
+no triplet term, 4 tokens per latent group, Adam at 1e-3 on a cosine schedule); ``contact``, a
+fine-tune of it with the hand-contact term, which brings the hands of handshakes and high
+fives together; ``denoiser``, an x0 denoiser on the fine-tuned VAE with latent scales
+estimated from its posteriors. The weights are embedded in fp16 (loading widens them back
+to fp32).
 """
 from __future__ import annotations
 
