@@ -254,7 +254,7 @@ def test_flat_vae_ablation_trains_on_the_same_losses():
     losses["loss"].backward()
 
 
-def limb_contrast_after_training(config, frames: int = 30, steps: int = 250) -> float:
+def limb_contrast_after_training(config, frames: int = 30, steps: int = 700) -> float:
     """Trains a new VAE of ``config`` on one clip in which person A holds six features (a wrist's
     position and an arm rotation, in normalized units) at 2 for the middle third and at 0
     otherwise; returns how much higher the reconstruction holds them in the middle third."""
@@ -286,7 +286,11 @@ def limb_contrast_after_training(config, frames: int = 30, steps: int = 250) -> 
 
 @pytest.mark.slow
 def test_the_cpu_recipe_learns_a_limb_that_moves_in_one_clip():
-    # The release's L1 from a random start learned 5e-6 of the 2.0 in the same 250 steps: a
+    # The release's L1 from a random start learned 1e-4 of the 2.0 in the same 700 steps: a
     # rest pose (tests the sinusoidal start of the position tables and the smooth L1 together).
+    # The smooth L1 leaves the rest pose after a plateau whose length depends on the seed and
+    # the CPU's kernels: on an AVX-512 host seed 0 held 0.26 at 250 steps and 1.98 at 500, seed
+    # 3 0.0 at 400 and 1.77 at 700, seeds 1 and 2 were at 2.0 by 250 (on earlier hosts seed 0
+    # passed at 250); 700 steps clear every plateau seen.
     assert get_preset("tiny").loss.recon_loss == "smooth_l1"
     assert limb_contrast_after_training(get_preset("tiny", "synthetic")) > 1.0
