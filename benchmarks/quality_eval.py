@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from dhvae_sdk.evaluation.metrics import fid
+from dhvae_sdk.evaluation.metrics import fid, matching_scores
 from dhvae_sdk.evaluation.protocol import ProtocolConfig, replication_metrics
 from dhvae_sdk.evaluation.reconstruction import ReconstructionErrors
 from dhvae_sdk.physics import PhysicsConfig, PhysicsMetrics
@@ -115,8 +115,9 @@ def generated_quality(model: ModelUnderTest, reference: Reference, settings: Run
 
 def reconstruction_quality(model: ModelUnderTest, reference: Reference, settings: RunSettings, embedder: Embedder,
                            representation: Representation) -> dict[str, float]:
-    """rFID (reconstructions vs ground truth), L1 on the model's normalized features, MPJPE (m)
-    with its root-relative (pose) and root (path) parts, and the pose motion ratio (how much the
+    """rFID (reconstructions vs ground truth), the reconstructions' R-Precision top 3 (the most a
+    generator on this VAE can reach), L1 on the model's normalized features, MPJPE (m) with its
+    root-relative (pose) and root (path) parts, and the pose motion ratio (how much the
     reconstructed bodies move their limbs relative to the originals)."""
     draw = reference.draw
     with tqdm(total=len(draw), desc=f"{model.label}: reconstructing", leave=False, unit="motion") as bar:
@@ -129,8 +130,14 @@ def reconstruction_quality(model: ModelUnderTest, reference: Reference, settings
         errors.add_features(recon_normalized, pad(model.normalized(target))[0], mask)
         if representation.to_joints is not None:
             errors.add_joints(representation.to_joints(pad(recon)[0]), representation.to_joints(pad(target)[0]), mask)
-    metrics = {"rfid": fid(embedder.motions(reconstructions), reference.motion_embeddings,
-                           settings.protocol.embedding_scale),
+    embeddings = embedder.motions(reconstructions)
+    protocol = settings.protocol
+    # The ground truth's batches (same stream), so that the two rows rank the same texts together.
+    matching = matching_scores(reference.text_embeddings, embeddings,
+                               derived_rng(settings.seed, reference.replication, "metrics"), protocol.batch_size,
+                               protocol.top_k)
+    metrics = {"rfid": fid(embeddings, reference.motion_embeddings, protocol.embedding_scale),
+               "recon_r_precision_top3": float(matching.r_precision[2]),
                "feature_l1": errors.feature_l1}
     if representation.to_joints is not None:
         metrics.update(mpjpe=errors.mpjpe, pose_mpjpe=errors.pose_mpjpe, path_error=errors.path_error,

@@ -30,6 +30,7 @@ COLUMNS = (
     ("diversity", "Diversity →"),
     ("mmodality", "MModality ↑"),
     ("rfid", "rFID ↓"),
+    ("recon_r_precision_top3", "Recon R-Prec Top3 ↑"),
     ("mpjpe", "MPJPE (m) ↓"),
     ("pose_mpjpe", "Pose MPJPE (m) ↓"),
     ("path_error", "Path error (m) ↓"),

@@ -9,11 +9,11 @@ import torch
 from matplotlib import image
 
 from benchmarks import quality, quality_data
-from benchmarks.quality_eval import RunSettings, prepare_reference
+from benchmarks.quality_eval import RunSettings, prepare_reference, reconstruction_quality
 from dhvae_sdk.evaluation.metrics import fid
 from dhvae_sdk.evaluation.protocol import ProtocolConfig
 from dhvae_sdk.physics import PhysicsConfig
-from benchmarks.quality_models import parse_model_argument, same_length_groups
+from benchmarks.quality_models import ModelUnderTest, parse_model_argument, same_length_groups
 from benchmarks.quality_report import COLUMNS, GROUND_TRUTH, format_cell, json_ready, markdown_table
 from dhvae_sdk.checkpoint import save_checkpoint
 from dhvae_sdk.evaluation.reconstruction import ReconstructionErrors
@@ -77,7 +77,7 @@ def test_every_metric_of_both_rows_is_reported_and_finite(run):
     assert list(rows) == [GROUND_TRUTH, "tiny"]
     truth_metrics = {"fid", "r_precision_top1", "r_precision_top2", "r_precision_top3", "mm_dist", "diversity",
                      "pv", "pv_ml", "pfr", "pdr", "contact"}
-    model_metrics = truth_metrics | {"mmodality", "rfid", "mpjpe", "pose_mpjpe", "path_error",
+    model_metrics = truth_metrics | {"mmodality", "rfid", "recon_r_precision_top3", "mpjpe", "pose_mpjpe", "path_error",
                                      "pose_motion_ratio", "feature_l1"}
     for label, expected in ((GROUND_TRUTH, truth_metrics), ("tiny", model_metrics)):
         assert set(rows[label]["summary"]) == expected
@@ -126,6 +126,35 @@ def test_ground_truth_fid_compares_two_independent_draws(files, one_thread):
     again, _, _ = prepare_reference(dataset, 0, settings, embedder, quality_data.representation_of("synthetic"),
                                     quality_data.read_synthetic_contacts(files / "data"))
     np.testing.assert_array_equal(again.fid_reference_embeddings, reference.fid_reference_embeddings)
+
+
+def test_a_perfect_reconstruction_scores_as_the_ground_truth(files, one_thread, monkeypatch):
+    dataset = quality_data.open_test_set("synthetic", files / "data", "test")
+    torch.manual_seed(0)  # an evaluator under which the mismatched pairs below rank differently
+    embedder = quality_data.Embedder(InterCLIP(TINY_EVALUATOR), 16, torch.device("cpu"))
+    settings = RunSettings("synthetic", 3.5, 2, 0, ProtocolConfig(batch_size=8, mm_texts=4, diversity_pairs=10),
+                           PhysicsConfig(), ())
+    representation = quality_data.representation_of("synthetic")
+    reference, truth, _ = prepare_reference(dataset, 0, settings, embedder, representation, None)
+    model = ModelUnderTest.open("tiny", files / "model.safetensors", "torch", "cpu", 16, representation.feature_dim)
+    monkeypatch.setattr(model, "reconstruct", lambda motions, progress=None: [m.copy() for m in motions])
+    perfect = reconstruction_quality(model, reference, settings, embedder, representation)
+    # Ranked in the ground truth's batches: the same hits, whatever the untrained evaluator ranks.
+    assert perfect["recon_r_precision_top3"] == truth["r_precision_top3"]
+    assert perfect["rfid"] == pytest.approx(0.0, abs=1e-6)
+    assert perfect["mpjpe"] == 0.0 and perfect["pose_motion_ratio"] == pytest.approx(1.0)
+
+    def another_of_the_same_length(motions, progress=None):
+        swapped = list(motions)
+        for group in same_length_groups(np.array([len(m) for m in motions])):
+            for row, other in zip(group, np.roll(group, 1)):
+                swapped[row] = motions[other]
+        return swapped
+
+    monkeypatch.setattr(model, "reconstruct", another_of_the_same_length)
+    mismatched = reconstruction_quality(model, reference, settings, embedder, representation)
+    assert mismatched["recon_r_precision_top3"] != truth["r_precision_top3"]
+    assert mismatched["mpjpe"] > 0.0
 
 
 def test_json_and_markdown_files(run):
