@@ -15,7 +15,7 @@ from dhvae_sdk.convert.official import release_parameter_count
 from dhvae_sdk.models import build_model, empty_text_tokens, get_preset, lengths_to_mask, tokenize
 from dhvae_sdk.models.denoiser import timestep_features
 from dhvae_sdk.runtime.base import scheduler_of
-from dhvae_sdk.sampling import sample_latents
+from dhvae_sdk.sampling import classifier_free_guidance, sample_latents
 from tests.official_fixture import (
     VARIANTS, assert_matches, clip_heads, model_checkpoint, official, recorded, require_fixture, vae_folder,
 )
@@ -101,18 +101,20 @@ def test_guided_ddim_loop_and_decoding_match(variant):
     cond = torch.from_numpy(arrays["cond"])
     batch = len(arrays["texts"])
     conditions = torch.cat([cond[batch:], cond[:batch]])  # ours: conditional rows first
-    raw, inputs = [], []
+    raw, guided, inputs = [], [], []
 
     def denoise(latents, timestep, step_index):
         output = model.denoiser(latents, torch.full((len(latents),), timestep), conditions)
         inputs.append(latents[:batch])
         raw.append(torch.cat([output[batch:], output[:batch]]))  # the release's row order
+        guided.append(classifier_free_guidance(output, config.denoiser.guidance))
         return output
 
     with torch.no_grad():
         latents = sample_latents(denoise, scheduler, arrays["init_latents"].shape, steps, config.denoiser.guidance,
                                  RecordedNoise(torch.from_numpy(arrays["init_latents"])))
         assert_matches("step_noise_pred_raw", torch.stack(raw), arrays["step_noise_pred_raw"])
+        assert_matches("step_noise_pred_guided", torch.stack(guided), arrays["step_noise_pred_guided"])
         # Each step's result is the next step's input; the last one is returned.
         assert_matches("step_latents_out", torch.stack(inputs[1:] + [latents]), arrays["step_latents_out"])
         z = latents * converted.latent_scales.repeat_interleave(config.vae.latent_tokens)[None, :, None]
