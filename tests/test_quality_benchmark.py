@@ -111,31 +111,32 @@ def test_values_obey_the_protocol(run):
     assert settings["guidance"] == 3.5 and settings["steps"] == 2
 
 
-def test_ground_truth_fid_compares_two_independent_draws(files, one_thread):
+def first_replication(files, embedder=None):
+    """(settings, embedder, reference, ground-truth row) of replication 0 under the quick protocol,
+    embedded by ``embedder`` or by a fresh untrained evaluator."""
     dataset = quality_data.open_test_set("synthetic", files / "data", "test")
-    evaluator = InterCLIP(TINY_EVALUATOR)
-    embedder = quality_data.Embedder(evaluator, 16, torch.device("cpu"))
-    protocol = ProtocolConfig(batch_size=8, mm_texts=4, diversity_pairs=10)
-    settings = RunSettings("synthetic", 3.5, 2, 0, protocol, PhysicsConfig(), ())
+    embedder = embedder or quality_data.Embedder(InterCLIP(TINY_EVALUATOR), 16, torch.device("cpu"))
+    settings = RunSettings("synthetic", 3.5, 2, 0, ProtocolConfig(batch_size=8, mm_texts=4, diversity_pairs=10),
+                           PhysicsConfig(), ())
     reference, truth, _ = prepare_reference(dataset, 0, settings, embedder, quality_data.representation_of("synthetic"),
                                             quality_data.read_synthetic_contacts(files / "data"))
+    return settings, embedder, reference, truth
+
+
+def test_ground_truth_fid_compares_two_independent_draws(files, one_thread):
+    _, embedder, reference, truth = first_replication(files)
     # 48 samples in batches of 8: every sample is evaluated, so FID sees both draws whole.
     assert truth["fid"] == pytest.approx(fid(reference.motion_embeddings, reference.fid_reference_embeddings))
     differing = np.abs(reference.motion_embeddings - reference.fid_reference_embeddings).max(axis=1) > 1e-6
     assert 0 < differing.sum() < len(differing)  # fresh swap coins: some samples come out in the other order
-    again, _, _ = prepare_reference(dataset, 0, settings, embedder, quality_data.representation_of("synthetic"),
-                                    quality_data.read_synthetic_contacts(files / "data"))
+    _, _, again, _ = first_replication(files, embedder)
     np.testing.assert_array_equal(again.fid_reference_embeddings, reference.fid_reference_embeddings)
 
 
 def test_a_perfect_reconstruction_scores_as_the_ground_truth(files, one_thread, monkeypatch):
-    dataset = quality_data.open_test_set("synthetic", files / "data", "test")
     torch.manual_seed(0)  # an evaluator under which the mismatched pairs below rank differently
-    embedder = quality_data.Embedder(InterCLIP(TINY_EVALUATOR), 16, torch.device("cpu"))
-    settings = RunSettings("synthetic", 3.5, 2, 0, ProtocolConfig(batch_size=8, mm_texts=4, diversity_pairs=10),
-                           PhysicsConfig(), ())
+    settings, embedder, reference, truth = first_replication(files)
     representation = quality_data.representation_of("synthetic")
-    reference, truth, _ = prepare_reference(dataset, 0, settings, embedder, representation, None)
     model = ModelUnderTest.open("tiny", files / "model.safetensors", "torch", "cpu", 16, representation.feature_dim)
     monkeypatch.setattr(model, "reconstruct", lambda motions, progress=None: [m.copy() for m in motions])
     perfect = reconstruction_quality(model, reference, settings, embedder, representation)
