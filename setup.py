@@ -68,7 +68,7 @@ setup(
     description="Text to two-person 3D motion with a disentangled hierarchical VAE and latent diffusion",
     python_requires=">=3.10",
     packages=find_packages(include=["dhvae_sdk", "dhvae_sdk.*", "training", "training.*", "export", "benchmarks"]),
-    package_data={"dhvae_sdk": ["motion/stats/*.npy", "assets/*", "assets/*/*"]},
+    package_data={"dhvae_sdk": ["motion/stats/*.npy", "assets/*", "assets/*/*"], "benchmarks": ["assets/*"]},
     ext_modules=[voxel_extension()],
     cmdclass={"build_ext": BuildExtWithNvcc},
     install_requires=[
