@@ -39,8 +39,7 @@ from tqdm import tqdm
 from dhvae_sdk import Generator
 from dhvae_sdk.atomic_file import atomic_output
 from dhvae_sdk.motion import features_to_joints
-from dhvae_sdk.motion.skeleton import JOINT_INDEX
-from dhvae_sdk.physics.bodies import CAPSULES
+from dhvae_sdk.physics.bodies import HAND_CAPSULES
 from training.data import InterHumanDataset
 from training.data.procedural.catalog import APART_SCENES
 
@@ -48,7 +47,6 @@ HAND_TYPES = ("handshake", "high_five", "lead_by_hand", "pass_object")
 APART_TYPES = tuple(APART_SCENES)
 HAND_REACH = 0.10  # metres between the closest hands, in some frame
 APART_CLEARANCE = 0.3  # metres between the closest joints, in every frame
-HAND_CAPSULES = [capsule for capsule in CAPSULES if capsule.name in ("l_hand", "r_hand")]
 # Points along each hand's axis, 1 cm apart or closer: the distance of the point sets is the
 # axes' distance to within a few millimetres.
 HAND_SAMPLES = 9
@@ -56,13 +54,8 @@ HAND_SAMPLES = 9
 
 def hand_points(joints: np.ndarray) -> np.ndarray:
     """[T, 2, hands x HAND_SAMPLES, 3] points on the hand axes of joints [T, 2, J, 3]."""
-    points = []
-    for capsule in HAND_CAPSULES:
-        start = joints[:, :, JOINT_INDEX[capsule.start_joint], None]
-        end = joints[:, :, JOINT_INDEX[capsule.end_joint], None]
-        fractions = np.linspace(capsule.start, capsule.end, HAND_SAMPLES)[:, None]
-        points.append(start + fractions * (end - start))
-    return np.concatenate(points, axis=2)
+    return np.concatenate([capsule.axis_points(joints, np.linspace(capsule.start, capsule.end, HAND_SAMPLES)[:, None])
+                           for capsule in HAND_CAPSULES], axis=2)
 
 
 def hand_distances(joints: np.ndarray) -> np.ndarray:

@@ -7,13 +7,14 @@ import pytest
 import torch
 
 from dhvae_sdk.models import LatentPosterior, LossConfig, build_model, build_vae, get_preset
+from dhvae_sdk.models.config import HAND_CONTACT_POINTS
 from dhvae_sdk.motion import Normalizer
 from dhvae_sdk.motion.interhuman import FOOT_CONTACTS, POSITIONS, ROTATIONS, VELOCITIES, interaction_features
-from dhvae_sdk.motion.skeleton import HAND_JOINTS
+from dhvae_sdk.motion.skeleton import JOINT_INDEX
 from tests.fk_motions import fk_pair_raw
 from training.losses import (
-    MotionRepresentation, distance_map_loss, joint_metres_loss, kl_loss, negative_shifts, pairs_in_contact,
-    person_distance, positive_shifts, shift_person_b, triplet_margin, vae_losses,
+    HAND_POINT_MAPS, MotionRepresentation, distance_map_loss, hand_ends, joint_metres_loss, kl_loss, negative_shifts,
+    pairs_in_contact, person_distance, positive_shifts, shift_person_b, triplet_margin, vae_losses, wrists,
 )
 from training.stages.common import representation_of
 
@@ -200,7 +201,7 @@ def test_hand_contact_counts_only_the_near_wrist_pairs():
     # centroid, which its wrist and head moved by (0.25 + 0.95) / 22 m along x in frame 0 and
     # its head by 0.95 / 22 m in frame 1.
     expected = ((0.25 - 1.2 / 22) + 0.95 / 22) / 2
-    loss = distance_map_loss(recon, real, mask, skeleton, within=0.3, joints=HAND_JOINTS)
+    loss = distance_map_loss(recon, real, mask, skeleton, within=0.3, points=wrists)
     assert loss.item() == pytest.approx(expected, abs=1e-6)
     assert distance_map_loss(recon, real, mask, skeleton, within=0.3).item() > expected  # all joints: the heads count
 
@@ -221,6 +222,33 @@ def test_joint_metres_is_the_l1_of_the_joint_coordinates_in_metres_over_real_fra
     # per person: the mean over 2 real frames x 66 coordinates
     expected = 0.33 / (2 * 66) + 22 * 0.06 / (2 * 66)
     assert joint_metres_loss(recon, real, mask, skeleton).item() == pytest.approx(expected, abs=1e-7)
+
+
+def test_hand_ends_count_the_gripping_hands_whose_wrists_stay_apart():
+    # A's and B's right forearms point at each other along x, wrists 0.2 m apart; the hand ends,
+    # 0.32 forearm lengths (0.25 m) past the wrists, are 0.04 m apart. Every other joint stands
+    # 5 m away from the other person.
+    skeleton = MotionRepresentation(Normalizer(np.zeros(66), np.ones(66)),
+                                    to_joints=lambda features: features.reshape(*features.shape[:-1], 22, 3),
+                                    positions=slice(0, 66))
+    elbow, wrist = JOINT_INDEX["r_elbow"], JOINT_INDEX["r_wrist"]
+    real = torch.zeros(1, 1, 2, 22, 3)
+    real[0, 0, 0, :, 0], real[0, 0, 1, :, 0] = -5.0, 5.0
+    real[0, 0, 0, elbow, 0], real[0, 0, 0, wrist, 0] = -0.35, -0.1
+    real[0, 0, 1, elbow, 0], real[0, 0, 1, wrist, 0] = 0.35, 0.1
+    ends = hand_ends(real)  # [1, 1, 2, (left, right), 3]
+    torch.testing.assert_close(ends[0, 0, :, 1, 0], torch.tensor([-0.02, 0.02]))
+    torch.testing.assert_close(ends[0, 0, :, 0], real[0, 0, :, JOINT_INDEX["l_wrist"]])  # a zero-length forearm
+    recon = real.clone()
+    recon[0, 0, 1, [elbow, wrist], 0] += 0.05  # B's forearm stops 5 cm short
+    mask = torch.ones(1, 1, dtype=torch.bool)
+    # B is placed on its real centroid, which the forearm moved by 0.1 / 22 m.
+    assert distance_map_loss(recon.flatten(3), real.flatten(3), mask, skeleton, within=0.1,
+                             points=hand_ends).item() == pytest.approx(0.05 - 0.1 / 22, abs=1e-6)
+    assert distance_map_loss(recon.flatten(3), real.flatten(3), mask, skeleton, within=0.1, points=wrists).item() == 0
+    assert set(HAND_POINT_MAPS) == set(HAND_CONTACT_POINTS)
+    with pytest.raises(ValueError, match="hand_contact_points"):
+        LossConfig(hand_contact_points="fingers")
 
 
 OPTIONAL_TERMS = ("distance_map", "hand_contact", "joint_metres")

@@ -277,7 +277,7 @@ def test_one_options_dataclass_makes_the_command_line_and_the_run_identity():
     same = parse_options(["vae", "--preset", "tiny", "--dataset", "synthetic", "--data-root", "/data", "--out", "o",
                           "--lr", "1e-3", "--max-frames", "120", "--steps", "5", "--threads", "2"], "p", "d")
     added_later = {"w_joint": None, "latent_tokens": None, "recon_loss": None, "w_distance_map": None,
-                   "w_hand_contact": None, "w_joint_metres": None, "w_kl": None, "prediction": None}
+                   "w_hand_contact": None, "hand_contact_points": None, "w_joint_metres": None, "w_kl": None, "prediction": None}
     assert same.identity() == {**recorded, **added_later} and same.identity_changes(recorded) == {}
     older = {key: value for key, value in recorded.items() if key != "latent_scales"}
     assert same.identity_changes(older) == {}  # an option the record predates counts at its default
@@ -287,11 +287,13 @@ def test_one_options_dataclass_makes_the_command_line_and_the_run_identity():
 def test_loss_options_reach_the_saved_config(four_pairs, tmp_path):
     run_main(*vae_args(four_pairs, tmp_path / "run", 1, "--batch-size", 1, "--w-joint", 2.5, "--w-tri", 2e-4,
                        "--recon-loss", "berhu", "--latent-tokens", 2, "--w-distance-map", 1.5,
-                       "--w-hand-contact", 3, "--w-joint-metres", 4, "--w-kl", 1e-6))
+                       "--w-hand-contact", 3, "--hand-contact-points", "hand_ends", "--w-joint-metres", 4,
+                       "--w-kl", 1e-6))
     config = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors").config
     loss = config.loss
     assert (loss.w_joint, loss.w_tri, loss.w_rec, loss.recon_loss, loss.w_distance_map, loss.w_hand_contact,
-            loss.w_joint_metres, loss.w_kl) == (2.5, 2e-4, 0.5, "berhu", 1.5, 3.0, 4.0, 1e-6)
+            loss.hand_contact_points, loss.w_joint_metres, loss.w_kl) == (2.5, 2e-4, 0.5, "berhu", 1.5, 3.0, "hand_ends",
+                                                                          4.0, 1e-6)
     assert config.vae.latent_tokens == 2 and get_preset("tiny").vae.latent_tokens == 1
     # InterX features carry no joint positions to measure the two bodies' distances on.
     with pytest.raises(SystemExit, match="--w-hand-contact and --w-joint-metres need joint positions, which the inter"):

@@ -12,8 +12,8 @@ copy); any program can also load it by path.
 The recipe, stage by stage (each a ``python -m training.main`` run in RUN_DIR/STAGE):
 ``vae``, the VAE on whole sequences (berHu reconstruction, the joint positions also in metres,
 no triplet term, 4 tokens per latent group, Adam at 1e-3 on a cosine schedule); ``contact``, a
-fine-tune of it with the hand-contact term, which brings the hands of handshakes and high
-fives together; ``denoiser``, an x0 denoiser on the fine-tuned VAE with latent scales
+fine-tune of it with the hand-contact term on the hand ends, which brings the hands of
+handshakes, high fives and passed objects together; ``denoiser``, an x0 denoiser on the fine-tuned VAE with latent scales
 estimated from its posteriors. The weights are embedded in fp16 (loading widens them back
 to fp32).
 """
@@ -47,9 +47,9 @@ class Stage:
 
 
 RECIPE = (
-    Stage("vae", "vae", 3000, 16, (*VAE_OPTIONS, "--lr", "1e-3", "--eval-every", "250")),
-    Stage("contact", "vae", 500, 16, (*VAE_OPTIONS, "--w-hand-contact", "3", "--lr", "3e-4", "--eval-every", "125"),
-          starts_from="vae"),
+    Stage("vae", "vae", 6000, 16, (*VAE_OPTIONS, "--lr", "1e-3", "--eval-every", "500")),
+    Stage("contact", "vae", 500, 16, (*VAE_OPTIONS, "--w-hand-contact", "3", "--hand-contact-points", "hand_ends",
+                                      "--lr", "3e-4", "--eval-every", "125"), starts_from="vae"),
     Stage("denoiser", "denoiser", 8000, 64, ("--lr", "1e-3", "--latent-scales", "std", "--eval-every", "500"),
           starts_from="contact"),
 )

@@ -3,7 +3,7 @@
   loss = w_rec (L1_A + L1_B) + w_joint (L1 of A's + of B's joint positions)
          + w_kl mean(KL_a, KL_b, KL_g) + w_tri triplet(z_g means)
          [+ w_distance_map (L1 of the A-to-B joint distances)
-          + w_hand_contact (the same on the A-to-B wrist distances)
+          + w_hand_contact (the same on the A-to-B hand distances)
           + w_joint_metres (L1 of A's + of B's joint positions in metres), not in the release]
 
 (the CPU presets put smooth L1 in place of both L1s: ``LossConfig.recon_loss``).
@@ -29,6 +29,7 @@ from dhvae_sdk.models import LatentPosterior, LossConfig, MotionVAE
 from dhvae_sdk.motion import Normalizer
 from dhvae_sdk.motion.skeleton import HAND_JOINTS
 from dhvae_sdk.physics import contact_test
+from dhvae_sdk.physics.bodies import HAND_CAPSULES
 
 # The release draws every shift from a standard normal in metres (std 1 m) truncated to the
 # allowed range, so inside the narrow ranges the draw is close to uniform.
@@ -77,9 +78,10 @@ def person_distance(recon: torch.Tensor, target: torch.Tensor, mask: torch.Tenso
 
 def distance_map_loss(recon: torch.Tensor, motion: torch.Tensor, mask: torch.Tensor,
                       representation: MotionRepresentation, within: float,
-                      joints: tuple[int, ...] | None = None) -> torch.Tensor:
-    """Mean |d_recon - d_real| (metres) of the distances between each of A's ``joints`` (None:
-    all) and each of B's, over the real frames' joint pairs closer than ``within`` in ``motion``.
+                      points: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """Mean |d_recon - d_real| (metres) of the distances between each of A's ``points`` (a map
+    of joints [..., J, 3] to points [..., P, 3]; None: the joints) and each of B's, over the real
+    frames' point pairs closer than ``within`` in ``motion``.
 
     Each reconstructed body is moved so that the centroid of its joints falls on the real
     one's: the term sees the pose, so moving a whole body changes nothing for it and its
@@ -93,8 +95,8 @@ def distance_map_loss(recon: torch.Tensor, motion: torch.Tensor, mask: torch.Ten
     placed = recon_joints - recon_joints.mean(dim=-2, keepdim=True) + real.mean(dim=-2, keepdim=True)
 
     def distances(positions):
-        if joints is not None:
-            positions = positions[..., list(joints), :]
+        if points is not None:
+            positions = points(positions)
         offsets = positions[:, :, 0, :, None] - positions[:, :, 1, None, :]
         # the epsilon keeps the gradient finite where two joints coincide (a handshake)
         return (offsets.square().sum(dim=-1) + 1e-8).sqrt()  # [B, T, J, J]
@@ -103,6 +105,19 @@ def distance_map_loss(recon: torch.Tensor, motion: torch.Tensor, mask: torch.Ten
     near = (real_distances < within) & mask[:, :, None, None]
     error = (distances(placed) - real_distances).abs()
     return (error * near).sum() / near.sum().clamp_min(1)
+
+
+def wrists(joints: torch.Tensor) -> torch.Tensor:
+    return joints[..., list(HAND_JOINTS), :]
+
+
+def hand_ends(joints: torch.Tensor) -> torch.Tensor:
+    """The far ends of the physics hand capsules, where gripping hands meet (the wrists of a
+    handshake stay 15-20 cm apart)."""
+    return torch.cat([capsule.axis_points(joints, capsule.end) for capsule in HAND_CAPSULES], dim=-2)
+
+
+HAND_POINT_MAPS = {"wrists": wrists, "hand_ends": hand_ends}  # by LossConfig.hand_contact_points
 
 
 def joint_metres_loss(recon: torch.Tensor, motion: torch.Tensor, mask: torch.Tensor,
@@ -212,7 +227,8 @@ def vae_losses(vae: MotionVAE, motion: torch.Tensor, mask: torch.Tensor,
         total = total + config.w_distance_map * losses["distance_map"]
     if representation.to_joints is not None and config.w_hand_contact > 0:
         losses["hand_contact"] = distance_map_loss(recon, motion.float(), mask, representation,
-                                                   config.hand_contact_range, joints=HAND_JOINTS)
+                                                   config.hand_contact_range,
+                                                   points=HAND_POINT_MAPS[config.hand_contact_points])
         total = total + config.w_hand_contact * losses["hand_contact"]
     if representation.to_joints is not None and config.w_joint_metres > 0:
         losses["joint_metres"] = joint_metres_loss(recon, motion.float(), mask, representation)

@@ -109,6 +109,7 @@ def stage_options(options: TrainOptions) -> StageOptions:
         augment=not options.no_augment, max_frames=options.max_frames, vae_kind=options.vae_kind,
         w_tri=options.w_tri, w_joint=options.w_joint, recon_loss=options.recon_loss,
         w_distance_map=options.w_distance_map, w_hand_contact=options.w_hand_contact,
+        hand_contact_points=options.hand_contact_points,
         w_joint_metres=options.w_joint_metres, w_kl=options.w_kl,
         latent_tokens=options.latent_tokens, latent_scales=options.latent_scales, prediction=options.prediction,
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dhvae_sdk.models import PRESETS, VAE_BUILDERS
-from dhvae_sdk.models.config import PREDICTION_TYPES, RECON_LOSSES
+from dhvae_sdk.models.config import HAND_CONTACT_POINTS, PREDICTION_TYPES, RECON_LOSSES
 from training.stages import STAGES
 from training.stages.common import DATASETS, LATENT_SCALE_CHOICES
 from training.trainer import LR_SCHEDULES
@@ -82,8 +82,11 @@ class TrainOptions:
         help="vae stage: weight of the L1 on the distances between A's and B's joints closer than 1 m "
              "(default: the preset's, 0)", identity=True)
     w_hand_contact: float | None = option(
-        help="vae stage: weight of the L1 on the distances between A's and B's wrists closer than 0.3 m "
+        help="vae stage: weight of the L1 on the distances between A's and B's hands closer than 0.3 m "
              "(default: the preset's, 0)", identity=True)
+    hand_contact_points: str | None = option(
+        help="vae stage: the hand-contact term's hand points: the wrists (the preset's) or the hand ends, "
+             "where gripping hands meet", choices=HAND_CONTACT_POINTS, identity=True)
     w_joint_metres: float | None = option(
         help="vae stage: weight of the L1 on the joint positions in metres (default: the preset's, 0)",
         identity=True)

@@ -58,6 +58,13 @@ class CapsuleSpec:
     end: float
     radius: float  # metres
 
+    def axis_points(self, joints, fractions):
+        """Points ``start_joint + s * (end_joint - start_joint)`` of joints [..., J, 3] (numpy or
+        torch): [..., 1, 3] for a float ``s``, [..., S, 3] for fractions shaped [S, 1]."""
+        start_index, end_index = JOINT_INDEX[self.start_joint], JOINT_INDEX[self.end_joint]
+        start = joints[..., start_index:start_index + 1, :]
+        return start + fractions * (joints[..., end_index:end_index + 1, :] - start)
+
 
 def _limbs(name: str, chain: tuple[str, str], start: float, end: float, radius: float) -> tuple[CapsuleSpec, ...]:
     return tuple(
@@ -81,6 +88,8 @@ CAPSULES: tuple[CapsuleSpec, ...] = (
     *_limbs("foot", ("ankle", "foot"), -0.2, 1.25, 0.045),
 )
 CAPSULE_NAMES = tuple(c.name for c in CAPSULES)
+# The hands of the contact checks (benchmarks.geometry) and of the hand-contact loss.
+HAND_CAPSULES = tuple(c for c in CAPSULES if c.name in ("l_hand", "r_hand"))
 DEFAULT_RADII = np.array([c.radius for c in CAPSULES], dtype=np.float64)
 
 _START_JOINTS = np.array([JOINT_INDEX[c.start_joint] for c in CAPSULES])

@@ -49,7 +49,8 @@ class StageOptions:
     w_joint: float | None = None  # joint-position L1 weight instead of the preset's
     recon_loss: str | None = None  # reconstruction distance instead of the preset's
     w_distance_map: float | None = None  # weight of the A-to-B joint-distance L1 instead of the preset's
-    w_hand_contact: float | None = None  # weight of the A-to-B wrist-distance L1 instead of the preset's
+    w_hand_contact: float | None = None  # weight of the A-to-B hand-distance L1 instead of the preset's
+    hand_contact_points: str | None = None  # its hand points ("wrists", "hand_ends") instead of the preset's
     w_joint_metres: float | None = None  # weight of the joint-position L1 in metres instead of the preset's
     w_kl: float | None = None  # weight of the mean KL instead of the preset's
     latent_tokens: int | None = None  # tokens per latent group instead of the preset's

@@ -83,6 +83,7 @@ class VAEStage:
                                                recon_loss=options.recon_loss,
                                                w_distance_map=options.w_distance_map,
                                                w_hand_contact=options.w_hand_contact,
+                                               hand_contact_points=options.hand_contact_points,
                                                w_joint_metres=options.w_joint_metres,
                                                w_kl=options.w_kl)),
         )
