@@ -1,5 +1,4 @@
 """``python -m training.demo`` writes its model into --out and never into the package."""
-import argparse
 import hashlib
 
 import pytest
@@ -9,6 +8,7 @@ from dhvae_sdk import Generator
 from dhvae_sdk.checkpoint import load_checkpoint
 from dhvae_sdk.runtime.selection import DEMO_CHECKPOINT, assets_directory
 from training import demo
+from training.recipe import RECIPE, RecipeRun
 from training.data.synthetic import generate_dataset
 
 
@@ -49,11 +49,10 @@ def test_demo_build_writes_a_loadable_half_precision_model_into_out_only(tmp_pat
 
 
 def test_processes_share_each_stage_batch_and_must_divide_it(tmp_path, capsys):
-    args = argparse.Namespace(out=tmp_path, vae_steps=1, contact_steps=1, denoiser_steps=1, max_frames=40,
-                              threads=1, processes=2)
+    run = RecipeRun(out=tmp_path, data_root=tmp_path / "data", processes=2)
     per_process = {}
-    for stage in demo.RECIPE:
-        argv = demo.stage_argv(stage, args)
+    for stage in RECIPE:
+        argv = run.argv(stage)
         assert argv.count("--batch-size") == 1
         per_process[stage.name] = int(argv[argv.index("--batch-size") + 1])
     assert per_process == {"vae": 8, "contact": 8, "denoiser": 32}  # the recipe's 16, 16 and 64 over two
@@ -62,3 +61,19 @@ def test_processes_share_each_stage_batch_and_must_divide_it(tmp_path, capsys):
     refusal = "--processes must divide every stage's batch (16, 64), got 3; use one of 1, 2, 4, 8, 16"
     assert refusal in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # refused before any stage ran
+
+
+def test_an_ablation_replaces_options_of_both_vae_stages_only(tmp_path):
+    run = RecipeRun(out=tmp_path, data_root=tmp_path / "data", seed=2,
+                    vae_overrides={"--w-tri": "1e-4", "--vae-kind": "flat"})
+    argvs = {stage.name: run.argv(stage) for stage in RECIPE}
+    for name, argv in argvs.items():
+        options = dict(zip(argv[1::2], argv[2::2]))
+        assert len(options) == (len(argv) - 1) // 2  # every option once: no earlier value left for argparse to drop
+        assert options["--seed"] == "2" and options["--out"] == str(tmp_path / name)
+        if name == "denoiser":
+            assert "--w-tri" not in options and "--vae-kind" not in options
+            assert options["--vae"] == str(tmp_path / "contact" / "checkpoint.safetensors")
+        else:
+            assert (options["--w-tri"], options["--vae-kind"]) == ("1e-4", "flat")
+    assert dict(zip(argvs["contact"][1::2], argvs["contact"][2::2]))["--hand-contact-points"] == "hand_ends"
