@@ -46,6 +46,13 @@ def test_demo_build_writes_a_loadable_half_precision_model_into_out_only(tmp_pat
     assert f"cp {built} dhvae_sdk/assets/{DEMO_CHECKPOINT}" in printed
     [motion] = Generator.from_pretrained(built, backend="torch").generate("two people shake hands", frames=20, seed=0)
     assert motion.joints.shape == (20, 2, 22, 3)
+    # A rerun of a finished build trains nothing (no stage log grows) and embeds the same model.
+    logs = {stage.name: (out / stage.name / "train.log").read_text() for stage in RECIPE}
+    demo.main(["--out", str(out), "--vae-steps", "1", "--contact-steps", "1", "--denoiser-steps", "1",
+               "--max-frames", "40"])
+    assert {stage.name: (out / stage.name / "train.log").read_text() for stage in RECIPE} == logs
+    rebuilt = load_checkpoint(built).model.state_dict()
+    assert all(torch.equal(value, rebuilt[key]) for key, value in checkpoint.model.state_dict().items())
 
 
 def test_processes_share_each_stage_batch_and_must_divide_it(tmp_path, capsys):

@@ -13,6 +13,7 @@ span several sessions.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from training import main as training_main
+from training.trainer import METRICS_FILE
 
 EVERY_STAGE = {"--preset": "tiny", "--dataset": "synthetic"}
 # Both VAE stages: the architecture (a fine-tune must keep it) and the optimizer settings.
@@ -77,10 +79,16 @@ class RecipeRun:
             options["--vae"] = str(self.checkpoint(stage.starts_from))
         return [stage.stage, *(item for pair in options.items() for item in pair)]
 
+    def finished(self, stage: Stage) -> bool:
+        """Has the stage reached its steps (its last evaluation is at the final step)?"""
+        path = self.out / stage.name / METRICS_FILE
+        return path.exists() and json.loads(path.read_text())["history"][-1]["step"] >= self.steps[stage.name]
+
     def train(self) -> Path:
-        """Trains (or resumes) every stage; the final denoiser checkpoint."""
+        """Trains (or resumes) every stage not yet finished; the final denoiser checkpoint."""
         for stage in RECIPE:
-            self._run(stage)
+            if not self.finished(stage):  # a finished denoiser would still re-encode its latent cache
+                self._run(stage)
         return self.checkpoint(RECIPE[-1].name)
 
     def _run(self, stage: Stage) -> None:
