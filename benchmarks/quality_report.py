@@ -53,13 +53,14 @@ def format_cell(entry: dict[str, float] | None) -> str:
     return f"{round(entry['mean'], 3) + 0.0:.3f}±{entry['ci95']:.3f}"
 
 
-def markdown_table(summaries: dict[str, dict[str, dict[str, float]]], deviations: list[str] = ()) -> str:
-    """{row label: {metric: {"mean", "ci95"}}} -> a Markdown table with the columns of COLUMNS,
-    followed by the list of protocol deviations, if any."""
-    lines = ["| Method | " + " | ".join(header for _, header in COLUMNS) + " |",
-             "|---|" + "---|" * len(COLUMNS)]
+def markdown_table(summaries: dict[str, dict[str, dict[str, float]]], deviations: list[str] = (),
+                   columns: tuple[tuple[str, str], ...] = COLUMNS) -> str:
+    """{row label: {metric: {"mean", "ci95"}}} -> a Markdown table with ``columns`` ((key, header)
+    pairs), followed by the list of protocol deviations, if any."""
+    lines = ["| Method | " + " | ".join(header for _, header in columns) + " |",
+             "|---|" + "---|" * len(columns)]
     for label, summary in summaries.items():
-        lines.append(f"| {label} | " + " | ".join(format_cell(summary.get(key)) for key, _ in COLUMNS) + " |")
+        lines.append(f"| {label} | " + " | ".join(format_cell(summary.get(key)) for key, _ in columns) + " |")
     lines += ["", PV_NOTE]
     if deviations:
         lines += ["", "Protocol deviations:", *(f"- {line}" for line in deviations)]

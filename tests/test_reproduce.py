@@ -1,0 +1,60 @@
+"""``benchmarks/reproduce.py``: the ablation's models per seed, and their mean over seeds."""
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import reproduce
+from dhvae_sdk.checkpoint import load_checkpoint
+from training.data.synthetic import generate_dataset
+
+ONE_STEP = ["--vae-steps", "1", "--contact-steps", "1", "--denoiser-steps", "1", "--max-frames", "40"]
+QUICK = ["--replications", "2", "--batch-size", "4", "--sampling-steps", "2", "--mmodality-texts", "2",
+         "--mmodality-repeats", "11", "--diversity-pairs", "2"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reproduction")
+    generate_dataset(root / "data", 40, 0, 1)
+    reproduce.main(["train", "--out", str(root / "runs"), "--data-root", str(root / "data"), "--seeds", "0", "1",
+                    "--models", "no_triplet", *ONE_STEP])
+    return root
+
+
+def test_each_seed_trains_its_own_model_with_the_ablations_options(trained):
+    seeds = [load_checkpoint(trained / "runs" / "no_triplet" / f"seed{seed}" / "denoiser" / "checkpoint.safetensors")
+             for seed in (0, 1)]
+    assert [json.loads((trained / "runs" / "no_triplet" / f"seed{seed}" / "vae" / "run.json").read_text())["seed"]
+            for seed in (0, 1)] == [0, 1]
+    assert all(checkpoint.config.loss.w_tri == 0.0 for checkpoint in seeds)
+    first, second = (checkpoint.model.vae.state_dict() for checkpoint in seeds)
+    assert not all(np.array_equal(value.numpy(), second[key].numpy()) for key, value in first.items())
+
+
+def test_report_averages_each_model_over_its_finished_seeds(trained, capsys):
+    result = reproduce.main(["report", "--out", str(trained / "runs"), "--data-root", str(trained / "data"),
+                             "--seeds", "0", "1", "--models", "no_triplet", "flat", "--json",
+                             str(trained / "reproduction.json"), *ONE_STEP, *QUICK])
+    assert result["missing"] == ["flat seed 0", "flat seed 1"]  # not trained: left out, and said so
+    assert "not finished, left out: flat seed 0, flat seed 1" in capsys.readouterr().out
+    row = result["rows"]["DHVAE w/o triplet (2 seeds)"]
+    assert set(row["seeds"]) == {0, 1} and set(result["rows"]) == {"Ground truth", "DHVAE w/o triplet (2 seeds)"}
+    for metric in ("fid", "r_precision_top3", "mpjpe", "geometry"):
+        values = [row["seeds"][seed][metric] for seed in (0, 1)]
+        assert row["summary"][metric]["mean"] == pytest.approx(np.mean(values))
+        assert row["summary"][metric]["ci95"] > 0 or values[0] == values[1]
+    assert 0.0 <= row["summary"]["geometry"]["mean"] <= 1.0
+    meta = json.loads((trained / "data" / "synthetic_meta.json").read_text())
+    assert 0 < len(row["seeds"][0]["geometry_per_type"]) and \
+        set(row["seeds"][0]["geometry_per_type"]) <= {entry["interaction"] for entry in meta.values()}
+    table = (trained / "reproduction.md").read_text()
+    assert "| DHVAE w/o triplet (2 seeds) |" in table and "Geometry pass" in table
+    saved = json.loads((trained / "reproduction.json").read_text())
+    assert saved["settings"]["training_seeds"] == [0, 1] and saved["settings"]["recipe_steps"]["denoiser"] == 1
+
+
+def test_report_without_finished_models_names_the_train_command(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        reproduce.main(["report", "--out", str(tmp_path / "runs"), "--data-root", str(tmp_path / "data")])
+    assert "no finished model under" in capsys.readouterr().err
