@@ -99,7 +99,7 @@ def distance_map_loss(recon: torch.Tensor, motion: torch.Tensor, mask: torch.Ten
             positions = points(positions)
         offsets = positions[:, :, 0, :, None] - positions[:, :, 1, None, :]
         # the epsilon keeps the gradient finite where two joints coincide (a handshake)
-        return (offsets.square().sum(dim=-1) + 1e-8).sqrt()  # [B, T, J, J]
+        return (offsets.square().sum(dim=-1) + 1e-8).sqrt()  # [B, T, P, P]
 
     real_distances = distances(real)
     near = (real_distances < within) & mask[:, :, None, None]
