@@ -75,8 +75,9 @@ def train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
-    finished = {key: run for key, run in runs(parser, args).items() if run.finished(RECIPE[-1])}
-    missing = sorted(set(runs(parser, args)) - set(finished))
+    requested = runs(parser, args)
+    finished = {key: run for key, run in requested.items() if run.finished(RECIPE[-1])}
+    missing = sorted(set(requested) - set(finished))
     if not finished:
         parser.error(f"no finished model under {args.out}; train them first: python benchmarks/reproduce.py train "
                      f"--out {args.out} --data-root {args.data_root}")
@@ -93,17 +94,18 @@ def report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     per_seed = {}
     for key, run in finished.items():
         measured = geometry.run(str(run.checkpoint(RECIPE[-1].name)), args.data_root, "test", seed=0, limit=None)
+        generated = measured["generated"]["summary"]
         means = {metric: entry["mean"] for metric, entry in record["rows"][labels[key]]["summary"].items()}
-        per_seed[key] = {**means, "geometry": measured["generated"]["summary"]["overall_pass_rate"],
-                         "geometry_per_type": {name: row["pass_rate"] for name, row in
-                                               measured["generated"]["summary"]["per_type"].items()}}
+        # No checked type among the test motions: "n/a" in the table, as quality's metrics without data.
+        passed = generated["overall_pass_rate"]
+        per_seed[key] = {"metrics": {**means, "geometry": float("nan") if passed is None else passed},
+                         "geometry_per_type": {name: row["pass_rate"] for name, row in generated["per_type"].items()}}
     rows = {GROUND_TRUTH: {"summary": record["rows"][GROUND_TRUTH]["summary"]}}
     for model in args.models:
         seeds = {seed: values for (name, seed), values in per_seed.items() if name == model}
         if seeds:
-            scalars = [{metric: value for metric, value in values.items() if isinstance(value, float)}
-                       for values in seeds.values()]
-            rows[f"{ABLATION[model][0]} ({len(seeds)} seeds)"] = {"seeds": seeds, "summary": summarize(scalars)}
+            summary = summarize([values["metrics"] for values in seeds.values()])
+            rows[f"{ABLATION[model][0]} ({len(seeds)} seeds)"] = {"seeds": seeds, "summary": summary}
     table = markdown_table({label: row["summary"] for label, row in rows.items()},
                            record["settings"]["deviations"], columns=(*COLUMNS, GEOMETRY)) + f"\n{SEED_NOTE}\n"
     result = {"benchmark": "reproduction",

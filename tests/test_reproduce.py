@@ -41,7 +41,7 @@ def test_report_averages_each_model_over_its_finished_seeds(trained, capsys):
     row = result["rows"]["DHVAE w/o triplet (2 seeds)"]
     assert set(row["seeds"]) == {0, 1} and set(result["rows"]) == {"Ground truth", "DHVAE w/o triplet (2 seeds)"}
     for metric in ("fid", "r_precision_top3", "mpjpe", "geometry"):
-        values = [row["seeds"][seed][metric] for seed in (0, 1)]
+        values = [row["seeds"][seed]["metrics"][metric] for seed in (0, 1)]
         assert row["summary"][metric]["mean"] == pytest.approx(np.mean(values))
         assert row["summary"][metric]["ci95"] > 0 or values[0] == values[1]
     assert 0.0 <= row["summary"]["geometry"]["mean"] <= 1.0
