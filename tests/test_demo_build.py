@@ -29,7 +29,7 @@ def test_demo_build_writes_a_loadable_half_precision_model_into_out_only(tmp_pat
     # The recipe's chain: the VAE, its hand-contact fine-tune, the denoiser on that.
     assert checkpoint.config.vae.latent_tokens == 4 and checkpoint.config.loss.recon_loss == "berhu"
     contact = load_checkpoint(out / "contact" / "checkpoint.safetensors")
-    assert (contact.config.loss.w_hand_contact, contact.config.loss.hand_contact_points) == (3.0, "hand_ends")
+    assert (contact.config.loss.w_hand_contact, contact.config.loss.hand_contact_points) == (1.0, "hand_ends")
     # Both VAE stages: no triplet (its gradient is ~2e-4 of the rest's) and the metre-space joint term.
     for vae_stage in (contact, load_checkpoint(out / "vae" / "checkpoint.safetensors")):
         assert (vae_stage.config.loss.w_tri, vae_stage.config.loss.w_joint_metres) == (0.0, 5.0)

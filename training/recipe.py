@@ -43,9 +43,12 @@ class Stage:
         return self.stage == "vae"
 
 
+# The contact stage at weight 1 for 1000 steps against 3 for 500 (one VAE, 2026-12-03): held-out
+# MPJPE 0.051 against 0.058 m, reconstructed R-Precision top 3 0.394 against 0.342, generated
+# 0.359 against 0.330 (ground truth 0.462), FID 7.2 against 8.2, both geometries 82%.
 RECIPE = (
     Stage("vae", "vae", 6000, 16, {**VAE_OPTIONS, "--lr": "1e-3", "--eval-every": "500"}),
-    Stage("contact", "vae", 500, 16, {**VAE_OPTIONS, "--w-hand-contact": "3", "--hand-contact-points": "hand_ends",
+    Stage("contact", "vae", 1000, 16, {**VAE_OPTIONS, "--w-hand-contact": "1", "--hand-contact-points": "hand_ends",
                                       "--lr": "3e-4", "--eval-every": "125"}, starts_from="vae"),
     Stage("denoiser", "denoiser", 8000, 64, {"--lr": "1e-3", "--latent-scales": "std", "--eval-every": "500"},
           starts_from="contact"),

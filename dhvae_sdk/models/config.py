@@ -290,10 +290,11 @@ class LossConfig(ConfigDict):
     within the check's 0.10 m. On the hand ends instead, 300 steps of fine-tuning that VAE (lr
     3e-4, cosine) raised the geometry of its reconstructions of the 300 test pairs from 0.75 to
     0.99 (handshake 0/27 -> 27/27, closest hands a median 0.139 -> 0.053 m) at MPJPE 0.0565 m.
-    In the demo recipe (``training.recipe``: 6000 VAE steps without the term, then 500 steps
-    of it on the hand ends, 2026-12-03) the reconstructions' geometry rose from 0.66 to 0.97
-    (handshake 0/27 -> 27/27) while held-out MPJPE rose from 0.050 to 0.058 m (pose 0.038 ->
-    0.047): the fine-tune trades pose error for the contacts.
+    After 6000 VAE steps without the term (``training.recipe``'s first stage, 2026-12-03), 500
+    steps of it at weight 3 on the hand ends raised the reconstructions' geometry from 0.66 to
+    0.97 (handshake 0/27 -> 27/27) while held-out MPJPE rose from 0.050 to 0.058 m (pose 0.038
+    -> 0.047): the fine-tune trades pose error for the contacts. At weight 1 for 1000 steps
+    (the recipe's contact stage) the geometry also reached 0.97 (27/27) at 0.051 m (pose 0.042).
 
     ``w_joint_metres`` x the L1 of the joint positions in metres, per person (0: off, as
     released). The normalized terms weigh each coordinate by its dataset spread: on the
