@@ -110,7 +110,7 @@ def report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
                            record["settings"]["deviations"], columns=(*COLUMNS, GEOMETRY)) + f"\n{SEED_NOTE}\n"
     result = {"benchmark": "reproduction",
               "settings": {**record["settings"], "training_seeds": args.seeds,
-                           "recipe_steps": next(iter(finished.values())).steps},
+                           "recipe_preset": args.preset, "recipe_steps": next(iter(finished.values())).steps},
               "rows": rows, "missing": [f"{model} seed {seed}" for model, seed in missing]}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.json.with_suffix(".md"), table)

@@ -1,4 +1,5 @@
 """``python -m training.demo`` writes its model into --out and never into the package."""
+import argparse
 import hashlib
 
 import pytest
@@ -8,7 +9,7 @@ from dhvae_sdk import Generator
 from dhvae_sdk.checkpoint import load_checkpoint
 from dhvae_sdk.runtime.selection import DEMO_CHECKPOINT, assets_directory
 from training import demo
-from training.recipe import RECIPE, RecipeRun
+from training.recipe import RECIPE, RecipeRun, add_recipe_arguments, recipe_run
 from training.data.synthetic import generate_dataset
 
 
@@ -84,3 +85,17 @@ def test_an_ablation_replaces_options_of_both_vae_stages_only(tmp_path):
         else:
             assert (options["--w-tri"], options["--vae-kind"]) == ("1e-4", "flat")
     assert dict(zip(argvs["contact"][1::2], argvs["contact"][2::2]))["--hand-contact-points"] == "hand_ends"
+
+
+def test_the_small_recipe_runs_every_stage_on_the_small_preset(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_recipe_arguments(parser)
+    run = recipe_run(parser, parser.parse_args(["--preset", "small"]), out=tmp_path, data_root=tmp_path / "data")
+    tiny = RecipeRun(out=tmp_path, data_root=tmp_path / "data")
+    for stage in RECIPE:
+        small_options, tiny_options = (dict(zip(argv[1::2], argv[2::2]))
+                                       for argv in (run.argv(stage), tiny.argv(stage)))
+        assert small_options.pop("--preset") == "small" and tiny_options.pop("--preset") == "tiny"
+        assert small_options == tiny_options
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--preset", "paper"])  # the released size is not a CPU recipe

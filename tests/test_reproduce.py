@@ -52,6 +52,7 @@ def test_report_averages_each_model_over_its_finished_seeds(trained, capsys):
     assert "| DHVAE w/o triplet (2 seeds) |" in table and "Geometry pass" in table
     saved = json.loads((trained / "reproduction.json").read_text())
     assert saved["settings"]["training_seeds"] == [0, 1] and saved["settings"]["recipe_steps"]["denoiser"] == 1
+    assert saved["settings"]["recipe_preset"] == "tiny"
 
 
 def test_report_without_finished_models_names_the_train_command(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The CPU training recipe of the ``tiny`` model on the procedural data, stage by stage, and the
+"""The CPU training recipe of the ``tiny`` and ``small`` models on the procedural data, stage by stage, and the
 runner that trains one model with it: ``python -m training.demo`` (the embedded demo) and
 ``benchmarks/reproduce.py`` (the ablation's models, several seeds) both train through it.
 
@@ -23,7 +23,8 @@ from pathlib import Path
 from training import main as training_main
 from training.trainer import METRICS_FILE
 
-EVERY_STAGE = {"--preset": "tiny", "--dataset": "synthetic"}
+# The CPU presets the recipe trains: the same stages and options for both.
+PRESETS = ("tiny", "small")
 # Both VAE stages: the architecture (a fine-tune must keep it) and the optimizer settings.
 VAE_OPTIONS = {"--recon-loss": "berhu", "--latent-tokens": "4", "--lr-schedule": "cosine", "--grad-clip": "1",
                "--w-tri": "0", "--w-joint-metres": "5", "--eval-samples": "64"}
@@ -62,6 +63,7 @@ class RecipeRun:
     out: Path
     data_root: Path
     seed: int = 0
+    preset: str = "tiny"
     steps: dict[str, int] = field(default_factory=lambda: {stage.name: stage.steps for stage in RECIPE})
     max_frames: int = 300
     threads: int = 1
@@ -73,8 +75,9 @@ class RecipeRun:
         return self.out / stage_name / "checkpoint.safetensors"
 
     def argv(self, stage: Stage) -> list[str]:
-        options = {**EVERY_STAGE, "--seed": str(self.seed), "--data-root": str(self.data_root),
-                   "--out": str(self.out / stage.name), "--steps": str(self.steps[stage.name]),
+        options = {"--preset": self.preset, "--dataset": "synthetic", "--seed": str(self.seed),
+                   "--data-root": str(self.data_root), "--out": str(self.out / stage.name),
+                   "--steps": str(self.steps[stage.name]),
                    "--max-frames": str(self.max_frames), "--threads": str(self.threads),
                    "--batch-size": str(stage.batch // self.processes), "--ckpt-every": "125", **stage.options,
                    **(self.vae_overrides if stage.trains_the_vae else {})}
@@ -108,7 +111,9 @@ class RecipeRun:
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
-    """The recipe's command-line knobs: --STAGE-steps, --max-frames, --threads, --processes."""
+    """The recipe's command-line knobs: --preset, --STAGE-steps, --max-frames, --threads, --processes."""
+    parser.add_argument("--preset", choices=PRESETS, default="tiny",
+                        help="model size (small: twice tiny's width, a third person layer)")
     for stage in RECIPE:
         parser.add_argument(f"--{stage.name}-steps", type=int, default=stage.steps)
     # Whole sequences: a VAE trained on shorter crops reconstructs longer clips much worse.
@@ -130,5 +135,6 @@ def recipe_run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: P
         parser.error(f"--processes must divide every stage's batch ({', '.join(map(str, batches))}), "
                      f"got {args.processes}; use one of {', '.join(map(str, divisors))}")
     steps = {stage.name: getattr(args, f"{stage.name}_steps") for stage in RECIPE}
-    return RecipeRun(out=out, data_root=data_root, seed=seed, steps=steps, max_frames=args.max_frames,
-                     threads=args.threads, processes=args.processes, vae_overrides=vae_overrides or {})
+    return RecipeRun(out=out, data_root=data_root, seed=seed, preset=args.preset, steps=steps,
+                     max_frames=args.max_frames, threads=args.threads, processes=args.processes,
+                     vae_overrides=vae_overrides or {})
