@@ -99,3 +99,8 @@ def test_the_small_recipe_runs_every_stage_on_the_small_preset(tmp_path):
         assert small_options == tiny_options
     with pytest.raises(SystemExit):
         parser.parse_args(["--preset", "paper"])  # the released size is not a CPU recipe
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "run.json").write_text('{"preset": "tiny"}')  # a tiny run's first stage
+    with pytest.raises(SystemExit, match="holds a tiny model, not a small one; train the small preset into another"):
+        run.train()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["vae"]  # refused before any stage ran

@@ -1,6 +1,7 @@
-"""The CPU training recipe of the ``tiny`` and ``small`` models on the procedural data, stage by stage, and the
-runner that trains one model with it: ``python -m training.demo`` (the embedded demo) and
-``benchmarks/reproduce.py`` (the ablation's models, several seeds) both train through it.
+"""The CPU training recipe of the ``tiny`` and ``small`` models on the procedural data, stage by
+stage, and the runner that trains one model with it: ``python -m training.demo`` (the embedded
+demo) and ``benchmarks/reproduce.py`` (the ablation's models, several seeds) both train through
+it.
 
 The stages (each a ``python -m training.main`` run in OUT/STAGE): ``vae``, the VAE on whole
 sequences (berHu reconstruction, the joint positions also in metres, no triplet term, 4 tokens
@@ -50,7 +51,7 @@ class Stage:
 RECIPE = (
     Stage("vae", "vae", 6000, 16, {**VAE_OPTIONS, "--lr": "1e-3", "--eval-every": "500"}),
     Stage("contact", "vae", 1000, 16, {**VAE_OPTIONS, "--w-hand-contact": "1", "--hand-contact-points": "hand_ends",
-                                      "--lr": "3e-4", "--eval-every": "125"}, starts_from="vae"),
+                                       "--lr": "3e-4", "--eval-every": "125"}, starts_from="vae"),
     Stage("denoiser", "denoiser", 8000, 64, {"--lr": "1e-3", "--latent-scales": "std", "--eval-every": "500"},
           starts_from="contact"),
 )
@@ -92,6 +93,11 @@ class RecipeRun:
 
     def train(self) -> Path:
         """Trains (or resumes) every stage not yet finished; the final denoiser checkpoint."""
+        for stage in RECIPE:  # before any training: a finished stage of another size would be kept
+            record = self.out / stage.name / "run.json"
+            if record.exists() and (trained := json.loads(record.read_text())["preset"]) != self.preset:
+                raise SystemExit(f"{record.parent} holds a {trained} model, not a {self.preset} one; train the "
+                                 f"{self.preset} preset into another --out")
         for stage in RECIPE:
             if not self.finished(stage):  # a finished denoiser would still re-encode its latent cache
                 self._run(stage)
