@@ -1,6 +1,7 @@
 """``python -m training.demo`` writes its model into --out and never into the package."""
 import argparse
 import hashlib
+import json
 
 import pytest
 import torch
@@ -9,6 +10,8 @@ from dhvae_sdk import Generator
 from dhvae_sdk.checkpoint import load_checkpoint
 from dhvae_sdk.runtime.selection import DEMO_CHECKPOINT, assets_directory
 from training import demo
+from training import main as training_main
+from training.main import RUN_FILE, TRAIN_STATE_FILE
 from training.recipe import RECIPE, RecipeRun, add_recipe_arguments, recipe_run
 from training.data.synthetic import generate_dataset
 
@@ -99,8 +102,10 @@ def test_the_small_recipe_runs_every_stage_on_the_small_preset(tmp_path):
         assert small_options == tiny_options
     with pytest.raises(SystemExit):
         parser.parse_args(["--preset", "paper"])  # the released size is not a CPU recipe
-    (tmp_path / "vae").mkdir()
-    (tmp_path / "vae" / "run.json").write_text('{"preset": "tiny"}')  # a tiny run's first stage
-    with pytest.raises(SystemExit, match="holds a tiny model, not a small one; train the small preset into another"):
+    (tmp_path / "vae").mkdir()  # a tiny run's first stage, its options recorded and a training state saved
+    (tmp_path / "vae" / RUN_FILE).write_text(json.dumps(training_main.parse(tiny.argv(RECIPE[0])).identity()))
+    (tmp_path / "vae" / TRAIN_STATE_FILE).write_bytes(b"")
+    with pytest.raises(SystemExit, match=r"holds a run with other options \(preset: 'tiny' -> 'small'\)"):
         run.train()
+    assert sorted(path.name for path in (tmp_path / "vae").iterdir()) == [RUN_FILE, TRAIN_STATE_FILE]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["vae"]  # refused before any stage ran

@@ -86,18 +86,27 @@ def setup_logging(run_dir: Path, context: ProcessContext) -> None:
         log.addHandler(handler)
 
 
+def holds_a_run(run_dir: Path) -> bool:
+    """Has a run recorded its options here and saved a training state (before that, e.g. after
+    a typo in --data-root, the options may still change)?"""
+    return (run_dir / RUN_FILE).exists() and (run_dir / TRAIN_STATE_FILE).exists()
+
+
+def refuse_other_options(run_dir: Path, options: TrainOptions) -> None:
+    """Refuse options that differ from those of the run in ``run_dir``."""
+    changed = options.identity_changes(json.loads((run_dir / RUN_FILE).read_text()))
+    if changed:
+        details = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
+        raise SystemExit(f"error: {run_dir} holds a run with other options ({details}); "
+                         "repeat the original options to resume, or pass a fresh --out")
+
+
 def check_run_identity(run_dir: Path, options: TrainOptions) -> None:
-    """Record the run's defining options, or refuse a restart that changes them once a
-    training state exists (before that, e.g. after a typo in --data-root, they may change)."""
-    path = run_dir / RUN_FILE
-    if path.exists() and (run_dir / TRAIN_STATE_FILE).exists():
-        changed = options.identity_changes(json.loads(path.read_text()))
-        if changed:
-            details = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changed.items())
-            raise SystemExit(f"error: {run_dir} holds a run with other options ({details}); "
-                             "repeat the original options to resume, or pass a fresh --out")
+    """Record the run's defining options, or refuse a restart that changes them."""
+    if holds_a_run(run_dir):
+        refuse_other_options(run_dir, options)
     else:
-        atomic_write_json(path, options.identity())
+        atomic_write_json(run_dir / RUN_FILE, options.identity())
 
 
 def stage_options(options: TrainOptions) -> StageOptions:
@@ -146,8 +155,12 @@ def train(options: TrainOptions) -> None:
         close_process(context)
 
 
+def parse(argv: list[str] | None) -> TrainOptions:
+    return parse_options(argv, prog="python -m training.main", description=__doc__.split("\n\n")[0])
+
+
 def main(argv: list[str] | None = None) -> None:
-    options = parse_options(argv, prog="python -m training.main", description=__doc__.split("\n\n")[0])
+    options = parse(argv)
     if options.stage == "params":
         print(json.dumps(parameter_counts(options.preset, options.dataset), indent=2))
         return

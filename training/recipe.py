@@ -93,11 +93,9 @@ class RecipeRun:
 
     def train(self) -> Path:
         """Trains (or resumes) every stage not yet finished; the final denoiser checkpoint."""
-        for stage in RECIPE:  # before any training: a finished stage of another size would be kept
-            record = self.out / stage.name / "run.json"
-            if record.exists() and (trained := json.loads(record.read_text())["preset"]) != self.preset:
-                raise SystemExit(f"{record.parent} holds a {trained} model, not a {self.preset} one; train the "
-                                 f"{self.preset} preset into another --out")
+        for stage in RECIPE:  # before any training: a finished stage trained otherwise would be kept as it is
+            if training_main.holds_a_run(self.out / stage.name):
+                training_main.refuse_other_options(self.out / stage.name, training_main.parse(self.argv(stage)))
         for stage in RECIPE:
             if not self.finished(stage):  # a finished denoiser would still re-encode its latent cache
                 self._run(stage)
