@@ -76,6 +76,8 @@ def test_config_values_are_checked():
         DHVAEConfig.from_dict({"vae": {"interaction_layers": 4}})
     with pytest.raises(ValueError, match="prediction must be one of"):
         DHVAEConfig.from_dict({"denoiser": {"prediction": "noise"}})
+    with pytest.raises(ValueError, match=r"denoiser.eta must be 0 \(dhvae-sdk samples with deterministic DDIM"):
+        DHVAEConfig.from_dict({"denoiser": {"eta": 0.5}})
     with pytest.raises(ValueError, match="neg_contact_min < neg_contact_max"):
         DHVAEConfig.from_dict({"loss": {"neg_contact_min": 2.0}})
     with pytest.raises(ValueError, match=r"unknown preset 'huge'; choose one of \['paper', 'small', 'tiny'\]"):

@@ -192,7 +192,10 @@ class DenoiserConfig(ConfigDict):
             f"denoiser.sampling_steps ({self.sampling_steps}) cannot exceed num_train_steps "
             f"({self.num_train_steps})",
         )
-        _require(self.eta >= 0.0, f"denoiser.eta must be >= 0, got {self.eta}")
+        # The backends' fused sampling step is the deterministic DDIM update (no noise input), as
+        # the release samples: another eta would be recorded here and silently not used.
+        _require(self.eta == 0.0, f"denoiser.eta must be 0 (dhvae-sdk samples with deterministic DDIM, as the "
+                                  f"release does), got {self.eta}; set it to 0")
 
 
 @dataclass(frozen=True)
