@@ -139,8 +139,7 @@ def test_refuses_foreign_and_newer_files(saved, tmp_path):
     bad_config = rewrite(path, tmp_path / "bad.safetensors", metadata_changes={"config": json.dumps({"vea": {}})})
     with pytest.raises(CheckpointError, match=r"invalid config in the metadata: .*unknown key\(s\) \['vea'\]"):
         load_checkpoint(bad_config)
-    with safe_open(str(path), framework="pt") as file:
-        config = json.loads(file.metadata()["config"])
+    config = read_checkpoint_config(path)[0].to_dict()
     config["denoiser"]["eta"] = 1.0  # a stochastic sampler the backends would not run
     stochastic = rewrite(path, tmp_path / "eta.safetensors", metadata_changes={"config": json.dumps(config)})
     with pytest.raises(CheckpointError, match="invalid config in the metadata: denoiser.eta must be 0"):

@@ -187,6 +187,7 @@ def _edited_copy(tmp_path, edit) -> str:
     (lambda c: c["state_dict"]["denoiser.denoiser.denoiser.layers.0.attn.zero_k_bias"].fill_(1.0), "is not zero"),
     (lambda c: c.pop("hyper_parameters"), "not a DHVAE one"),
     (lambda c: c["hyper_parameters"]["mld"].__setitem__("is_vp", True), "v/sample prediction"),
+    (lambda c: c["hyper_parameters"]["NoiseScheduler"].__setitem__("eta", 0.5), r"NoiseScheduler.eta 0.5 \(stochastic DDIM\)"),
 ])
 def test_refuses_files_that_are_not_the_release(tmp_path, edit, message):
     with pytest.raises(OfficialCheckpointError, match=message):

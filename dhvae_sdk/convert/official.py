@@ -216,6 +216,8 @@ def config_from_release(loaded: dict, clip_heads: int | None = None) -> DHVAECon
     _require(not vae.get("is_skip", False), path, "vae.is_skip (the VAE's skip transformers) is not used by the release and not supported")
     _require(not vae.get("is_two_pe", False), path, "vae.is_two_pe (two position tables) is not supported")
     _require(vae.get("is_learn_pe", True), path, "vae.is_learn_pe false (fixed VAE positions) is not supported")
+    _require(float(schedule.get("eta", 0.0)) == 0.0, path,
+             f"NoiseScheduler.eta {schedule.get('eta')} (stochastic DDIM) is not supported: dhvae-sdk samples with eta 0")
     width = int(vae["latent_dim"])
     hire = any(key.startswith("vae.decoder.top_decoder.") for key in state)
     person_layers = _count(state, r"vae\.encoder\.encoder_left\.layers\.(\d+)\.")
@@ -250,7 +252,6 @@ def config_from_release(loaded: dict, clip_heads: int | None = None) -> DHVAECon
         steps_offset=int(schedule.get("steps_offset", 1)), set_alpha_to_one=bool(schedule.get("set_alpha_to_one", False)),
         cond_drop=float(mld.get("guidance_uncondp", 0.1)), guidance=3.5,
         sampling_steps=int(schedule.get("num_inference_timesteps", 50)),
-        eta=float(schedule.get("eta", 0.0)),
     )
     condition = int((mld.get("text_encoder") or {}).get("d_cond", 768))
     text_config = _text_config(state, condition, clip_heads, path)
