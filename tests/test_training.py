@@ -30,7 +30,7 @@ from training.main import main
 from training.options import TrainOptions, build_parser, parse_options
 from training.stages.common import representation_of
 from training.stages.denoiser import RELEASE_LATENT_SCALES, DenoiserObjective, sample_stds
-from training.trainer import LoopConfig, lr_factor
+from training.trainer import LoopConfig, WeightAverage, lr_factor
 from training.stages.evaluator import raw_motion
 
 REPO = Path(__file__).resolve().parents[1]
@@ -185,6 +185,50 @@ def test_latent_scales_std_option_and_denoiser_resume(vae_run, two_pairs, tmp_pa
     stds = sample_stds(load_file(out / "latents.safetensors"), 1)
     torch.testing.assert_close(load_checkpoint(out / "checkpoint.safetensors").latent_scales, stds)
     assert not torch.allclose(stds, torch.tensor(RELEASE_LATENT_SCALES))
+
+
+def test_weight_average_ramps_its_decay_and_swaps_the_trained_weights_back():
+    module = torch.nn.Linear(2, 1)
+    module.bias.requires_grad_(False)  # frozen parameters are not averaged
+    start = module.weight.detach().clone()
+    average = WeightAverage(module, decay=0.9)
+    with torch.no_grad():
+        module.weight.fill_(1.0)
+    average.update()  # first update: decay (1 + 1) / (10 + 1), not 0.9
+    expected = start * (2 / 11) + 1.0 * (9 / 11)
+    torch.testing.assert_close(average.average["weight"], expected)
+    assert set(average.average) == {"weight"}
+    with average.applied():
+        torch.testing.assert_close(module.weight.detach(), expected)
+    assert torch.equal(module.weight.detach(), torch.ones(1, 2))
+    for _ in range(100):  # past the ramp, each update keeps 0.9 of the average
+        average.update()
+    previous = average.average["weight"].clone()
+    average.update()
+    torch.testing.assert_close(average.average["weight"], 0.9 * previous + 0.1)
+    with pytest.raises(ValueError, match=r"--average-decay must lie in \[0, 1\)"):
+        LoopConfig(average_decay=1.0)
+
+
+@VAE_RUN
+def test_average_decay_checkpoints_the_average_and_resumes_it(vae_run, two_pairs, tmp_path):
+    out, straight = tmp_path / "averaged", tmp_path / "straight"
+    for steps in (2, 4):  # the second run resumes the first, average included
+        run_main(*denoiser_args(two_pairs, vae_run, out, steps, "--batch-size", 4, "--lr", 1e-2,
+                                "--average-decay", 0.99, "--ckpt-every", 2))
+    run_main(*denoiser_args(two_pairs, vae_run, straight, 4, "--batch-size", 4, "--lr", 1e-2,
+                            "--average-decay", 0.99, "--ckpt-every", 2))
+    resumed, reference = load_file(out / "checkpoint.safetensors"), load_file(straight / "checkpoint.safetensors")
+    assert all(torch.equal(resumed[key], reference[key]) for key in reference)
+
+    state = train_state(out)
+    assert state["weight_average"]["updates"] == 4
+    denoiser = load_checkpoint(out / "checkpoint.safetensors").model.denoiser.state_dict()
+    average, trained = state["weight_average"]["average"], state["model"]
+    prefix = next(name for name in average if name.endswith("denoiser.head.weight"))[:-len("head.weight")]
+    names = [name for name in average if name.startswith(prefix)]
+    assert names and all(torch.equal(denoiser[name[len(prefix):]], average[name]) for name in names)
+    assert not all(torch.equal(average[name], trained[name]) for name in names)
 
 
 @VAE_RUN

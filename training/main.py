@@ -129,7 +129,8 @@ def loop_config(options: TrainOptions) -> LoopConfig:
     warmup = options.warmup_steps if options.warmup_steps is not None else min(100, max(1, steps // 20))
     return LoopConfig(steps=steps, ckpt_every=options.ckpt_every, eval_every=options.eval_every,
                       log_every=options.log_every, lr=options.lr, lr_schedule=options.lr_schedule,
-                      warmup_steps=warmup, grad_clip=options.grad_clip, precision=options.precision)
+                      warmup_steps=warmup, grad_clip=options.grad_clip, precision=options.precision,
+                      average_decay=options.average_decay)
 
 
 def train(options: TrainOptions) -> None:

@@ -1,5 +1,6 @@
 """The step loop every stage shares: Adam (the release's optimizer), the learning-rate
-schedule, mixed precision, DDP, logging, periodic atomic checkpoints and resuming from them.
+schedule, an optional moving average of the weights, mixed precision, DDP, logging, periodic
+atomic checkpoints and resuming from them.
 
 A stage hands over a ``Stage``: a module whose ``forward(batch)`` returns a dict of scalar
 losses (key "loss" is optimized), the loader it trains on (batches are dicts with a "texts"
@@ -58,6 +59,7 @@ class LoopConfig:
     min_lr_ratio: float = 0.1  # cosine decay ends at lr * min_lr_ratio
     grad_clip: float = 0.0  # max gradient norm; 0: no clipping (the release clips nothing)
     precision: str = "auto"  # auto | fp32 | bf16 | fp16; anything but fp32 needs a GPU
+    average_decay: float = 0.0  # exponential moving average of the weights; 0: none
 
     def __post_init__(self):
         if self.steps < 1 or self.ckpt_every < 1:
@@ -70,6 +72,9 @@ class LoopConfig:
             raise ValueError(f"--grad-clip must be >= 0 (0 turns clipping off), got {self.grad_clip}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if not 0.0 <= self.average_decay < 1.0:
+            raise ValueError(f"--average-decay must lie in [0, 1) (0 turns the average off; 0.999 averages over "
+                             f"about the last 1000 steps), got {self.average_decay}")
 
 
 class TrainingDivergedError(DHVAEError, FloatingPointError):
@@ -139,6 +144,51 @@ def load_trainable_state(module: nn.Module, state: dict[str, torch.Tensor]) -> N
             f"{sorted(set(missing) - frozen)[:5]}, unexpected {unexpected[:5]}); was the run "
             "directory made with another --preset or stage? Use a fresh --out"
         )
+
+
+class WeightAverage:
+    """An exponential moving average of a module's trainable parameters.
+
+    Its decay ramps up as (1 + n) / (10 + n) over the first updates, so the average is not held
+    at the initialization for the first thousand steps of a run. ``applied()`` swaps the average
+    into the module (checkpoints and evaluations see it) and the trained weights back after.
+    """
+
+    def __init__(self, module: nn.Module, decay: float):
+        self.decay, self.updates = decay, 0
+        self.parameters = {name: p for name, p in module.named_parameters() if p.requires_grad}
+        self.average = {name: p.detach().clone() for name, p in self.parameters.items()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for name, p in self.parameters.items():
+            self.average[name].lerp_(p.detach(), 1 - decay)
+
+    @contextmanager
+    def applied(self):
+        trained = {name: p.detach().clone() for name, p in self.parameters.items()}
+        self._copy_into_module(self.average)
+        try:
+            yield
+        finally:
+            self._copy_into_module(trained)
+
+    @torch.no_grad()
+    def _copy_into_module(self, values: dict[str, torch.Tensor]) -> None:
+        for name, p in self.parameters.items():
+            p.copy_(values[name])
+
+    def state_dict(self) -> dict:
+        return {"updates": self.updates, "average": self.average}
+
+    def load_state_dict(self, state: dict) -> None:
+        if set(state["average"]) != set(self.average):
+            raise ValueError("the training state's weight average does not match the model; use a fresh --out")
+        self.updates = state["updates"]
+        for name, value in state["average"].items():
+            self.average[name].copy_(value)
 
 
 class BatchStream:
@@ -225,6 +275,7 @@ class Trainer:
         self.step = 0
         self.saved_step = 0  # the step of the run folder's checkpoint: where a rerun resumes
         self.stream = BatchStream(stage.loader)
+        self.average = WeightAverage(self.module, config.average_decay) if config.average_decay else None
         self.writer = None
 
     # -- state ---------------------------------------------------------------------------
@@ -242,6 +293,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["lr_schedule"])
         self.scaler.load_state_dict(state["grad_scaler"])
+        if self.average is not None:
+            self.average.load_state_dict(state["weight_average"])
         self.step = self.saved_step = state["step"]
         self.stream = BatchStream(self.stage.loader, state["epoch"], state["batches_done"])
         rng_states = state["rng"]
@@ -257,7 +310,8 @@ class Trainer:
         rng_states = gather_rng_states(self.context)  # collective: every rank enters
         if self.context.is_main:
             # Model first: a kill between the two writes leaves a state that merely redoes steps.
-            self.stage.save_checkpoint(self.run_dir / self.stage.checkpoint_name)
+            with self._averaged():
+                self.stage.save_checkpoint(self.run_dir / self.stage.checkpoint_name)
             atomic_torch_save({
                 "format": STATE_FORMAT,
                 "stage": self.stage.name,
@@ -268,6 +322,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "lr_schedule": self.schedule.state_dict(),
                 "grad_scaler": self.scaler.state_dict(),
+                "weight_average": None if self.average is None else self.average.state_dict(),
                 "rng": rng_states,
             }, self.run_dir / TRAIN_STATE_FILE)
         barrier(self.context)
@@ -282,6 +337,10 @@ class Trainer:
                 f"(first: {bad[0]}); not saving them over {self.run_dir / self.stage.checkpoint_name}; lower --lr "
                 f"(now {self.config.lr:g}) or set --grad-clip, then start a fresh --out"
             )
+
+    def _averaged(self):
+        """The weights the run's model file and evaluations show: the average when there is one."""
+        return nullcontext() if self.average is None else self.average.applied()
 
     # -- loop ----------------------------------------------------------------------------
     def _wrapped(self) -> nn.Module:
@@ -311,6 +370,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.schedule.step()
+        if self.average is not None:
+            self.average.update()
         scalars = {k: float(v.detach()) for k, v in losses.items()}
         scalars["grad_norm"] = float(grad_norm)
         return scalars
@@ -327,7 +388,7 @@ class Trainer:
         """Held-out metrics: logged, and appended to the run's metrics.json history."""
         if self.context.is_main:
             self.module.eval()
-            with torch.no_grad():
+            with torch.no_grad(), self._averaged():
                 metrics = self.stage.evaluate()
             self._log(metrics, "eval")
             path = self.run_dir / METRICS_FILE
