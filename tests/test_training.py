@@ -321,7 +321,8 @@ def test_one_options_dataclass_makes_the_command_line_and_the_run_identity():
     same = parse_options(["vae", "--preset", "tiny", "--dataset", "synthetic", "--data-root", "/data", "--out", "o",
                           "--lr", "1e-3", "--max-frames", "120", "--steps", "5", "--threads", "2"], "p", "d")
     added_later = {"w_joint": None, "latent_tokens": None, "recon_loss": None, "w_distance_map": None,
-                   "w_hand_contact": None, "hand_contact_points": None, "w_joint_metres": None, "w_kl": None, "prediction": None}
+                   "w_hand_contact": None, "hand_contact_points": None, "w_joint_metres": None, "w_kl": None, "prediction": None,
+                   "average_decay": 0.0}
     assert same.identity() == {**recorded, **added_later} and same.identity_changes(recorded) == {}
     older = {key: value for key, value in recorded.items() if key != "latent_scales"}
     assert same.identity_changes(older) == {}  # an option the record predates counts at its default
