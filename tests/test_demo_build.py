@@ -41,6 +41,8 @@ def test_demo_build_writes_a_loadable_half_precision_model_into_out_only(tmp_pat
     assert all(torch.equal(value, denoiser_vae[key]) for key, value in contact.model.vae.state_dict().items())
     first_vae = load_checkpoint(out / "vae" / "checkpoint.safetensors").model.vae.state_dict()
     assert not all(torch.equal(value, denoiser_vae[key]) for key, value in first_vae.items())  # the fine-tune trained
+    # The recipe's denoiser checkpoints the moving average of its weights.
+    assert torch.load(out / "denoiser" / TRAIN_STATE_FILE, weights_only=True)["weight_average"]["updates"] == 1
     contact_log = (out / "contact" / "train.log").read_text()
     assert f"VAE weights from {out / 'vae' / 'checkpoint.safetensors'}" in contact_log
     assert {p.dtype for p in checkpoint.model.parameters()} == {torch.float32}  # widened on load
@@ -109,3 +111,14 @@ def test_the_small_recipe_runs_every_stage_on_the_small_preset(tmp_path):
         run.train()
     assert sorted(path.name for path in (tmp_path / "vae").iterdir()) == [RUN_FILE, TRAIN_STATE_FILE]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["vae"]  # refused before any stage ran
+
+
+def test_a_run_folder_reached_through_a_link_names_its_real_location(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_recipe_arguments(parser)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    run = recipe_run(parser, parser.parse_args([]), out=tmp_path / "alias", data_root=tmp_path / "data")
+    options = dict(zip(run.argv(RECIPE[-1])[1::2], run.argv(RECIPE[-1])[2::2]))
+    real = (tmp_path / "real").resolve()
+    assert (options["--out"], options["--vae"]) == (str(real / "denoiser"), str(real / "contact" / "checkpoint.safetensors"))
