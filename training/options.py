@@ -60,7 +60,9 @@ class TrainOptions:
         help="max gradient norm; 0: no clipping (default: 0 for vae and denoiser, as the release; 1 for the evaluator)")
     average_decay: float = option(
         0.0, help="decay of an exponential moving average of the weights, which the checkpoints and "
-                  "evaluations then hold (0.999: about the last 1000 steps); 0: the trained weights", identity=True)
+                  "evaluations then hold (0.999: about the last 1000 steps; the decay ramps up as (1 + n) / (10 + n) "
+                  "until it reaches this, so step n < 9000 averages about the last n / 9); 0: the trained weights",
+        identity=True)
     ckpt_every: int = option(1000)
     eval_every: int = option(0, help="0: evaluate at the end only")
     eval_samples: int = option(256, help="held-out samples per evaluation")
