@@ -8,8 +8,8 @@ sequences (berHu reconstruction, the joint positions also in metres, no triplet 
 per latent group, Adam at 1e-3 on a cosine schedule); ``contact``, a fine-tune of it with the
 hand-contact term on the hand ends, which brings the hands of handshakes, high fives and passed
 objects together; ``denoiser``, an x0 denoiser on the fine-tuned VAE with latent scales
-estimated from its posteriors, whose checkpoint holds the moving average of its weights. Rerunning resumes each stage where it stopped, so a run may
-span several sessions.
+estimated from its posteriors, whose checkpoint holds the moving average of its weights.
+Rerunning resumes each stage where it stopped, so a run may span several sessions.
 """
 from __future__ import annotations
 
