@@ -112,13 +112,3 @@ def test_the_small_recipe_runs_every_stage_on_the_small_preset(tmp_path):
     assert sorted(path.name for path in (tmp_path / "vae").iterdir()) == [RUN_FILE, TRAIN_STATE_FILE]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["vae"]  # refused before any stage ran
 
-
-def test_a_run_folder_reached_through_a_link_names_its_real_location(tmp_path):
-    parser = argparse.ArgumentParser()
-    add_recipe_arguments(parser)
-    (tmp_path / "real").mkdir()
-    (tmp_path / "alias").symlink_to(tmp_path / "real")
-    run = recipe_run(parser, parser.parse_args([]), out=tmp_path / "alias", data_root=tmp_path / "data")
-    options = dict(zip(run.argv(RECIPE[-1])[1::2], run.argv(RECIPE[-1])[2::2]))
-    real = (tmp_path / "real").resolve()
-    assert (options["--out"], options["--vae"]) == (str(real / "denoiser"), str(real / "contact" / "checkpoint.safetensors"))

@@ -329,6 +329,21 @@ def test_one_options_dataclass_makes_the_command_line_and_the_run_identity():
     assert dataclasses.replace(same, lr=1e-4, seed=2).identity_changes(recorded) == {"seed": (0, 2), "lr": (0.001, 1e-4)}
 
 
+def test_a_path_reached_through_a_link_is_the_same_identity(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    real, alias = tmp_path / "real", tmp_path / "alias"
+
+    def options(root: Path, vae: Path) -> TrainOptions:
+        return parse_options(["denoiser", "--preset", "tiny", "--data-root", str(root), "--out", "o",
+                              "--vae", str(vae)], "p", "d")
+
+    recorded = options(real / "data", real / "contact" / "checkpoint.safetensors").identity()
+    assert options(alias / "data", alias / "contact" / "checkpoint.safetensors").identity_changes(recorded) == {}
+    other = options(real / "other", real / "contact" / "checkpoint.safetensors")
+    assert other.identity_changes(recorded) == {"data_root": (str(real / "data"), str(real / "other"))}
+
+
 def test_loss_options_reach_the_saved_config(four_pairs, tmp_path):
     run_main(*vae_args(four_pairs, tmp_path / "run", 1, "--batch-size", 1, "--w-joint", 2.5, "--w-tri", 2e-4,
                        "--recon-loss", "berhu", "--latent-tokens", 2, "--w-distance-map", 1.5,

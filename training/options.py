@@ -120,12 +120,13 @@ class TrainOptions:
 
     def identity_changes(self, recorded: dict) -> dict[str, tuple]:
         """{option: (recorded, now)} where this run's identity differs from a recorded run.json.
-        An option the record lacks (it was added later) counts as recorded at its default."""
+        An option the record lacks (it was added later) counts as recorded at its default. Paths
+        are compared where they lead, so a folder reached through a symbolic link is the same."""
         changes = {}
         for item in IDENTITY_FIELDS:
             value = _json_value(getattr(self, item.name))
             old = recorded.get(item.name, _json_value(item.default))
-            if old != value:
+            if old != value and not (item.name in PATH_FIELDS and _same_path(old, value)):
                 changes[item.name] = (old, value)
         return changes
 
@@ -179,3 +180,11 @@ def _base_type(hint) -> type:
 
 def _json_value(value):
     return str(value) if isinstance(value, Path) else value
+
+
+def _same_path(old, new) -> bool:
+    return isinstance(old, str) and isinstance(new, str) and Path(old).resolve() == Path(new).resolve()
+
+
+# The options compared where they lead (run.json records them as text).
+PATH_FIELDS = {name for name, hint in typing.get_type_hints(TrainOptions).items() if _base_type(hint) is Path}

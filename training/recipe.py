@@ -145,8 +145,6 @@ def recipe_run(parser: argparse.ArgumentParser, args: argparse.Namespace, out: P
         parser.error(f"--processes must divide every stage's batch ({', '.join(map(str, batches))}), "
                      f"got {args.processes}; use one of {', '.join(map(str, divisors))}")
     steps = {stage.name: getattr(args, f"{stage.name}_steps") for stage in RECIPE}
-    # Resolved: the stages record each other's checkpoint paths, so a run folder reached through
-    # a symbolic link must name them as its real location does, or it would be refused as another run.
-    return RecipeRun(out=out.resolve(), data_root=data_root, seed=seed, preset=args.preset, steps=steps,
+    return RecipeRun(out=out, data_root=data_root, seed=seed, preset=args.preset, steps=steps,
                      max_frames=args.max_frames, threads=args.threads, processes=args.processes,
                      vae_overrides=vae_overrides or {})
