@@ -124,13 +124,13 @@ def matmul_throughput(size: int = 1536) -> float:
 
 def time_backend(backend: Backend, steps: int, frames: int, repeats: int) -> dict:
     tokens = token_ids([SENTENCE], backend.config.text.context_length)
-    guidance = backend.config.denoiser.guidance
+    guidance, temperature = backend.config.denoiser.guidance, backend.config.denoiser.temperature
 
     def once() -> tuple[float, float, float]:
         start = time.perf_counter()
         embeddings = backend.encode_text(tokens)
         encoded = time.perf_counter()
-        latents = backend.sample(embeddings, steps, guidance, NumpyOps.from_seed(0))
+        latents = backend.sample(embeddings, steps, guidance, temperature, NumpyOps.from_seed(0))
         sampled = time.perf_counter()
         backend.decode(latents, frames)
         return encoded - start, sampled - encoded, time.perf_counter() - sampled

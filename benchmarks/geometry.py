@@ -124,7 +124,7 @@ def read_types(root: Path) -> dict[str, str]:
 
 
 def run(model: str | None, root: Path, split: str, seed: int, limit: int | None,
-        guidance: float | None = None, frames_dir: Path | None = None) -> dict:
+        guidance: float | None = None, temperature: float | None = None, frames_dir: Path | None = None) -> dict:
     types = read_types(root)
     dataset = InterHumanDataset(root, split=split, normalize=False, mirror=False, swap_persons=False, seed=seed)
     generator = Generator.from_pretrained(model, backend="torch")
@@ -135,7 +135,8 @@ def run(model: str | None, root: Path, split: str, seed: int, limit: int | None,
         item = dataset[index]
         name, text, frames = item["name"], item["text"], int(item["length"])
         truth = features_to_joints(item["motion"][:frames].numpy())
-        [motion] = generator.generate(text, frames=frames, seed=seed + index, guidance=guidance)
+        [motion] = generator.generate(text, frames=frames, seed=seed + index, guidance=guidance,
+                                       temperature=temperature)
         rows["ground truth"].append(measure(name, types[name], text, truth))
         rows["generated"].append(measure(name, types[name], text, motion.joints))
         if frames_dir is not None and types[name] in HAND_TYPES and types[name] not in drawn:
@@ -182,12 +183,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, help="only the split's first N sequences")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+    parser.add_argument("--temperature", type=float, help="scale of the starting noise (default: the model's)")
     parser.add_argument("--json", type=Path, help="write every sample's numbers here")
     parser.add_argument("--frames-dir", type=Path,
                         help="draw the first generated sample of each hand type here (TYPE.png), at the frame "
                              "where its hands come closest")
     args = parser.parse_args(argv)
-    result = run(args.model, args.data_root, args.split, args.seed, args.limit, args.guidance, args.frames_dir)
+    result = run(args.model, args.data_root, args.split, args.seed, args.limit, args.guidance, args.temperature,
+                 args.frames_dir)
     print(table(result))
     if args.json is not None:
         with atomic_output(args.json) as temporary:

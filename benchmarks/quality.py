@@ -3,7 +3,7 @@
   python benchmarks/quality.py --model [LABEL=]CKPT_OR_DIR [--model ...] \
       --dataset {interhuman,interx,synthetic} --data-root DIR [--evaluator EVAL_CKPT] \
       [--word-vectors GLOVE_DIR (InterX)] [--body-model SMPLX_DIR] \
-      [--json PATH] [--replications 20] [--split test] [--guidance S] [--steps 50] \
+      [--json PATH] [--replications 20] [--split test] [--guidance S] [--temperature 1] [--steps 50] \
       [--sweep-guidance 0,1,2,3.5,5] [--plot PATH] [--backend torch]
 
 By the InterGen protocol (shared/reference/interhuman-interx-protocol.md): FID, R-Precision
@@ -42,6 +42,7 @@ from dhvae_sdk.evaluation.protocol import ProtocolConfig, protocol_for, summariz
 from dhvae_sdk.evaluation.word_vectors import WordVectors
 from dhvae_sdk.manifest import ModelFormatError
 from dhvae_sdk.models import DATASETS
+from dhvae_sdk.models.config import MAX_TEMPERATURE
 from dhvae_sdk.physics import PhysicsConfig
 from dhvae_sdk.runtime import BACKENDS, BackendUnavailableError
 from training.data.base import InteractionDataset
@@ -54,6 +55,7 @@ from benchmarks.quality_report import GROUND_TRUTH, markdown_table, plot_guidanc
 
 PROTOCOL = ProtocolConfig()
 PROTOCOL_STEPS = 50
+PROTOCOL_TEMPERATURE = 1.0  # the release samples from unit noise
 # The procedural benchmark's evaluator is shipped, not retrained per run, so numbers measured
 # on any machine compare. Rebuilt with `python -m training.main evaluator --preset tiny
 # --dataset synthetic --steps 3000 --lr 1e-3 --max-frames 300` on the 2000-pair dataset of seed 0
@@ -80,6 +82,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--split", default="test")
     parser.add_argument("--replications", type=int, default=PROTOCOL.replications)
     parser.add_argument("--guidance", type=float, help="default: 3.5 (3.0 for InterX), the protocol's")
+    parser.add_argument("--temperature", type=float, default=PROTOCOL_TEMPERATURE,
+                        help="scale of the starting noise of every model (the protocol's: 1, unit noise)")
     parser.add_argument("--steps", type=int, default=PROTOCOL_STEPS, help="DDIM steps")
     parser.add_argument("--sweep-guidance", type=guidance_list, default=(), metavar="S1,S2,...",
                         help="also measure FID and R-Precision at these guidance scales and plot them")
@@ -113,6 +117,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                      f"got {args.mmodality_repeats}")
     if args.plot is not None and not args.sweep_guidance:
         parser.error("--plot needs --sweep-guidance")
+    if not 0 <= args.temperature <= MAX_TEMPERATURE:
+        parser.error(f"--temperature must be from 0 to {MAX_TEMPERATURE:g}, got {args.temperature}")
     return args
 
 
@@ -148,6 +154,7 @@ def deviations(args: argparse.Namespace, protocol_guidance: float) -> list[str]:
               "MModality generations per text": (args.mmodality_repeats, PROTOCOL.mm_generations),
               "Diversity pairs": (args.diversity_pairs, PROTOCOL.diversity_pairs),
               "DDIM steps": (args.steps, PROTOCOL_STEPS),
+              "temperature": (args.temperature, PROTOCOL_TEMPERATURE),
               "guidance": (args.guidance, protocol_guidance)}
     return [f"{name}: {value} (protocol: {expected})"
             for name, (value, expected) in chosen.items() if value != expected]
@@ -211,7 +218,8 @@ def open_inputs(args: argparse.Namespace) -> Inputs:
                                    replications=args.replications,
                                    mm_texts=args.mmodality_texts, mm_generations=args.mmodality_repeats,
                                    diversity_pairs=args.diversity_pairs)
-    settings = RunSettings(args.dataset, args.guidance, args.steps, args.seed, protocol, PhysicsConfig(),
+    settings = RunSettings(args.dataset, args.guidance, args.temperature, args.steps, args.seed, protocol,
+                           PhysicsConfig(),
                            tuple(args.sweep_guidance))
     return Inputs(test_set, evaluator, models, contacts, settings, embedder, representation)
 
@@ -254,7 +262,8 @@ def settings_record(args: argparse.Namespace, inputs: Inputs, body_model: str | 
         "dataset": args.dataset, "data_root": str(args.data_root), "split": args.split,
         "test_samples": len(inputs.test_set), "evaluator": inputs.evaluator.describe(),
         "device": str(inputs.embedder.device),
-        "backend": args.backend, "guidance": settings.guidance, "steps": settings.steps, "eta": 0.0,
+        "backend": args.backend, "guidance": settings.guidance, "temperature": settings.temperature,
+        "steps": settings.steps, "eta": 0.0,
         "generation_batch": args.generation_batch, "sweep_guidance": list(settings.sweep),
         "protocol": dataclasses.asdict(settings.protocol),
         "seeds": {"base": settings.seed, "streams": list(PURPOSES),

@@ -45,6 +45,7 @@ def derived_rng(seed: int, replication: int, purpose: str) -> np.random.Generato
 class RunSettings:
     dataset: str
     guidance: float
+    temperature: float
     steps: int
     seed: int
     protocol: ProtocolConfig
@@ -98,13 +99,13 @@ def generated_quality(model: ModelUnderTest, reference: Reference, settings: Run
     """FID, R-Precision, MM-Dist, Diversity (and MModality) of fresh generations, and the motions."""
     draw, protocol = reference.draw, settings.protocol
     seed, replication = settings.seed, reference.replication
-    motions = _generate(model, draw.texts, draw.lengths, guidance, settings.steps,
+    motions = _generate(model, draw.texts, draw.lengths, guidance, settings,
                         derived_rng(seed, replication, "generation"),
                         f"{model.label}: generating (guidance {guidance:g})")
     mm_embeddings = None
     if mmodality:
         rows = np.repeat(reference.mmodality_rows, protocol.mm_generations)
-        mm_motions = _generate(model, [draw.texts[i] for i in rows], draw.lengths[rows], guidance, settings.steps,
+        mm_motions = _generate(model, [draw.texts[i] for i in rows], draw.lengths[rows], guidance, settings,
                                derived_rng(seed, replication, "mmodality_generation"), f"{model.label}: MModality")
         mm_embeddings = embedder.motions(mm_motions).reshape(protocol.mm_texts, protocol.mm_generations, -1)
     metrics = replication_metrics(reference.text_embeddings, embedder.motions(motions),
@@ -163,7 +164,8 @@ def measure_model(model: ModelUnderTest, reference: Reference, settings: RunSett
     return row, sweep
 
 
-def _generate(model: ModelUnderTest, texts: list[str], lengths: np.ndarray, guidance: float, steps: int,
-              rng: np.random.Generator, description: str) -> list[np.ndarray]:
+def _generate(model: ModelUnderTest, texts: list[str], lengths: np.ndarray, guidance: float,
+              settings: RunSettings, rng: np.random.Generator, description: str) -> list[np.ndarray]:
     with tqdm(total=len(texts), desc=description, leave=False, unit="motion") as bar:
-        return model.generate(texts, lengths, guidance, steps, NumpyOps(rng), progress=bar.update)
+        return model.generate(texts, lengths, guidance, settings.temperature, settings.steps, NumpyOps(rng),
+                              progress=bar.update)

@@ -67,15 +67,15 @@ class ModelUnderTest:
         return {"path": str(self.path), "backend": self.backend.describe(), "preset": config.preset,
                 "vae_kind": config.vae.kind, "trained_on": config.dataset, "loss": config.loss.to_dict()}
 
-    def generate(self, texts: list[str], lengths: np.ndarray, guidance: float, steps: int, ops: NumpyOps,
-                 progress: Callable[[int], object] | None = None) -> list[np.ndarray]:
+    def generate(self, texts: list[str], lengths: np.ndarray, guidance: float, temperature: float, steps: int,
+                 ops: NumpyOps, progress: Callable[[int], object] | None = None) -> list[np.ndarray]:
         """Raw two-person features [lengths[i], 2, D] for each text (batched; noise from ``ops``);
         ``progress(n)`` after each batch of n texts."""
         motions: list[np.ndarray] = [None] * len(texts)
         for start in range(0, len(texts), self.batch_size):
             rows = np.arange(start, min(start + self.batch_size, len(texts)))
             tokens = tokenize([texts[i] for i in rows], self.backend.config.text.context_length).numpy()
-            latents = self.backend.sample(self.backend.encode_text(tokens), steps, guidance, ops)
+            latents = self.backend.sample(self.backend.encode_text(tokens), steps, guidance, temperature, ops)
             for group in same_length_groups(lengths[rows]):
                 decoded = self.backend.decode(latents[group], int(lengths[rows[group[0]]]))
                 for row, features in zip(rows[group], self._raw(decoded)):

@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--num-samples", type=int, default=1, help="motions per text")
     generate.add_argument("--seed", type=int, help="random seed (same seed, same motion)")
     generate.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
+    generate.add_argument("--temperature", type=float,
+                          help="scale of the starting noise, 0 to 2: lower follows the text more closely and varies "
+                               "less (default: the model's)")
     generate.add_argument("--steps", type=int, help="DDIM steps (default: the model's)")
     generate.add_argument("--body-model", type=Path, help="SMPL-X model file or folder (for .smplx.npz output)")
     generate.set_defaults(run=_generate)
@@ -84,7 +87,8 @@ def _generate(args) -> int:
     try:
         motions = generator.generate(
             args.texts, seconds=args.seconds, frames=args.frames, num_samples=args.num_samples,
-            seed=args.seed, guidance=args.guidance, steps=args.steps, progress=progress,
+            seed=args.seed, guidance=args.guidance, temperature=args.temperature, steps=args.steps,
+            progress=progress,
         )
     finally:
         for bar in bars:
@@ -112,6 +116,7 @@ def _save(motion, path: Path, suffix: str, body_model: Path | None) -> list[Path
 
 def _info(args) -> int:
     from dhvae_sdk.manifest import read_manifest
+    from dhvae_sdk.models.config import DHVAEConfig
 
     if not args.model.exists():
         raise FileNotFoundError(f"{args.model} does not exist; pass a training checkpoint (.safetensors) "
@@ -120,7 +125,7 @@ def _info(args) -> int:
         manifest = read_manifest(args.model)
         print(f"model directory {manifest.directory}")
         print(f"  format {'.'.join(map(str, manifest.format_version))}, precision {manifest.precision}")
-        _print_config(manifest.config)
+        _print_config(DHVAEConfig.from_dict(manifest.config))
         print("  files (SHA-256 verified):")
         for role, entry in manifest.files.items():
             print(f"    {role:13s} {entry.path:22s} {entry.bytes / 1e6:9.2f} MB")
@@ -131,19 +136,20 @@ def _info(args) -> int:
 
     config, metadata = read_checkpoint_config(args.model)
     print(f"training checkpoint {args.model} (stage {metadata['stage']}, {metadata.get('created_by', '?')})")
-    _print_config(config.to_dict())
+    _print_config(config)
     print(f"  export it for ONNX Runtime with: python -m export.to_onnx {args.model} --out MODEL_DIR")
     return 0
 
 
-def _print_config(config: dict) -> None:
-    vae, denoiser, text = config["vae"], config["denoiser"], config["text"]
-    print(f"  preset {config['preset']}, dataset {config['dataset']}, {config['fps']} fps, "
-          f"up to {vae['max_frames']} frames ({vae['max_frames'] / config['fps']:.1f} s)")
-    print(f"  latents 3 x {vae['latent_tokens']} x {vae['width']}; denoiser {denoiser['layers']} layers of that "
-          f"width; {denoiser['sampling_steps']} DDIM steps, guidance {denoiser['guidance']}")
-    print(f"  text encoder: {text['layers']}-layer CLIP tower and {text['head_layers']} head layer(s) "
-          f"of width {text['width']}")
+def _print_config(config: "DHVAEConfig") -> None:
+    vae, denoiser, text = config.vae, config.denoiser, config.text
+    print(f"  preset {config.preset}, dataset {config.dataset}, {config.fps} fps, "
+          f"up to {vae.max_frames} frames ({vae.max_frames / config.fps:.1f} s)")
+    print(f"  latents 3 x {vae.latent_tokens} x {vae.width}; denoiser {denoiser.layers} layers of that "
+          f"width; {denoiser.sampling_steps} DDIM steps, guidance {denoiser.guidance}, temperature "
+          f"{denoiser.temperature}")
+    print(f"  text encoder: {text.layers}-layer CLIP tower and {text.head_layers} head layer(s) "
+          f"of width {text.width}")
 
 
 def _print_engines(manifest) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from dhvae_sdk.errors import DHVAEError
 from dhvae_sdk.models import GROUPS, token_ids
+from dhvae_sdk.models.config import MAX_TEMPERATURE
 from dhvae_sdk.motion import FEATURE_DIM, features_to_joints
 from dhvae_sdk.motion.bvh import save_bvh
 from dhvae_sdk.motion.npz import save_interaction_npz
@@ -143,7 +144,8 @@ class Generator:
 
     def generate(self, texts: str | Sequence[str], *, seconds: float | None = None, frames: int | None = None,
                  num_samples: int = 1, seed: int | None = None, guidance: float | None = None,
-                 steps: int | None = None, person_a: "Interaction | np.ndarray | None" = None,
+                 temperature: float | None = None, steps: int | None = None,
+                 person_a: "Interaction | np.ndarray | None" = None,
                  progress: ProgressFn | None = None) -> list[Interaction]:
         """Motions for each text (``num_samples`` each, text-major order), all in one batch.
 
@@ -157,6 +159,9 @@ class Generator:
         motions on the same backend (None: fresh randomness).
         ``guidance``: classifier-free guidance scale, 0 to ``MAX_GUIDANCE`` (20) (1: the text
         condition alone, 0: no text; default the model's, 3.5 for InterHuman).
+        ``temperature``: the scale of the starting noise, 0 to 2 (default the model's, 1 for the
+        released models): below 1, the samples of one text vary less and follow it more closely;
+        at 0 every seed gives the same motion.
         ``steps``: number of DDIM denoising steps (default the model's; 50 in every preset).
         ``person_a``: a given motion of person A (an Interaction, or InterHuman features
         [T, 262] in raw units); person B is generated around it and the length is its length.
@@ -174,15 +179,16 @@ class Generator:
             frames = len(known_features)
             tokens = self._encode_person_a(known_features, len(rows))
             inpainting = Inpainting(tokens, self._group_mask(("a",)))
-        return self._run(rows, self._frames(seconds, frames), seed, guidance, steps, inpainting, progress)
+        return self._run(rows, self._frames(seconds, frames), seed, guidance, temperature, steps, inpainting,
+                         progress)
 
     def vary(self, interaction: Interaction, *, keep: str = "interaction", num_samples: int = 1,
-             seed: int | None = None, guidance: float | None = None, steps: int | None = None,
-             progress: ProgressFn | None = None) -> list[Interaction]:
+             seed: int | None = None, guidance: float | None = None, temperature: float | None = None,
+             steps: int | None = None, progress: ProgressFn | None = None) -> list[Interaction]:
         """New motions that keep part of ``interaction``'s latent: ``keep="interaction"`` keeps
         z_g and resamples both individuals; ``keep="individuals"`` keeps z_a, z_b and resamples z_g.
         The length (in frames) and text are ``interaction``'s; ``num_samples``, ``seed``,
-        ``guidance``, ``steps`` and ``progress`` are as in ``generate``."""
+        ``guidance``, ``temperature``, ``steps`` and ``progress`` are as in ``generate``."""
         if not isinstance(interaction, Interaction):
             raise GeneratorError(f"vary needs an Interaction returned by generate, got {type(interaction).__name__}")
         if keep not in VARY_KEEPS:
@@ -190,11 +196,12 @@ class Generator:
         count = self._sample_count(num_samples, 1)
         kept = ("g",) if keep == "interaction" else ("a", "b")
         tokens = np.repeat(interaction.latents[None].astype(np.float32), count, axis=0)
-        return self._run([interaction.text] * count, self._frames(None, interaction.frames), seed, guidance, steps,
-                         Inpainting(tokens, self._group_mask(kept)), progress)
+        return self._run([interaction.text] * count, self._frames(None, interaction.frames), seed, guidance,
+                         temperature, steps, Inpainting(tokens, self._group_mask(kept)), progress)
 
-    def _run(self, rows, frames, seed, guidance, steps, inpainting, progress) -> list[Interaction]:
+    def _run(self, rows, frames, seed, guidance, temperature, steps, inpainting, progress) -> list[Interaction]:
         guidance = self._guidance(guidance)
+        temperature = self._temperature(temperature)
         steps = self._steps(steps)
         self._check_batch(len(rows), frames)
         ops = NumpyOps(np.random.default_rng(self._seed(seed)))
@@ -202,7 +209,7 @@ class Generator:
         tokens = token_ids(unique, self.config.text.context_length)  # warns when it truncates
         embeddings = self.backend.encode_text(tokens)
         text_rows = embeddings[[unique.index(text) for text in rows]]
-        latents = self.backend.sample(text_rows, steps, guidance, ops, inpainting, progress)
+        latents = self.backend.sample(text_rows, steps, guidance, temperature, ops, inpainting, progress)
         features = self.backend.normalizer.denormalize(self.backend.decode(latents, frames).astype(np.float64))
         joints = features_to_joints(features)
         return [Interaction(joints[i].astype(np.float32), features[i].astype(np.float32), latents[i], text, self.fps)
@@ -259,6 +266,15 @@ class Generator:
             raise GeneratorError(f"guidance must be a number from 0 to {MAX_GUIDANCE:g} (the model's default is "
                                  f"{self.config.denoiser.guidance:g}), got {guidance!r}")
         return float(guidance)
+
+    def _temperature(self, temperature) -> float:
+        if temperature is None:
+            return float(self.config.denoiser.temperature)
+        if (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                or not 0 <= temperature <= MAX_TEMPERATURE):
+            raise GeneratorError(f"temperature must be a number from 0 to {MAX_TEMPERATURE:g} (the model's default "
+                                 f"is {self.config.denoiser.temperature:g}), got {temperature!r}")
+        return float(temperature)
 
     @staticmethod
     def _seed(seed) -> int | None:

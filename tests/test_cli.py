@@ -44,6 +44,14 @@ def test_same_seed_from_the_command_line_gives_the_same_file(checkpoint, tmp_pat
     np.testing.assert_array_equal(a.joints, b.joints)
 
 
+def test_temperature_zero_from_the_command_line_gives_every_seed_the_same_motion(checkpoint, tmp_path):
+    for name, seed in (("a.npz", "1"), ("b.npz", "2")):
+        assert main(["generate", "they wave", "--model", str(checkpoint), "-o", str(tmp_path / name), *QUICK,
+                     "--seed", seed, "--temperature", "0"]) == 0
+    a, b = (load_interaction_npz(tmp_path / name) for name in ("a.npz", "b.npz"))
+    np.testing.assert_allclose(a.joints, b.joints, atol=1e-5)
+
+
 def test_generate_bvh_writes_one_file_per_person(checkpoint, tmp_path):
     assert main(["generate", "they spar", "--model", str(checkpoint), "-o", str(tmp_path / "fight.bvh"), *QUICK]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fight_a.bvh", "fight_b.bvh"]
@@ -69,6 +77,8 @@ def test_generate_gif_on_the_given_threads(checkpoint, tmp_path):
     (["generate", "x", "--model", "{ckpt}", "--frames", "0", "-o", "{tmp}/o.npz"], "frames must be a positive integer"),
     (["generate", "x", "--model", "{ckpt}", "--seconds", "99", "-o", "{tmp}/o.npz"], "longer than this model's maximum"),
     (["generate", "x", "--model", "{ckpt}", "--threads", "0", "-o", "{tmp}/o.npz"], "threads must be a positive integer"),
+    (["generate", "x", "--model", "{ckpt}", "--temperature", "-1", "-o", "{tmp}/o.npz"],
+     "temperature must be a number from 0 to 2"),
     (["generate", "x", "--model", "{ckpt}", "--backend", "onnxruntime", "-o", "{tmp}/o.npz"], "python -m export.to_onnx"),
     (["info", "{tmp}"], "has no manifest.json"),
 ])
@@ -106,7 +116,7 @@ def test_info_describes_a_checkpoint(checkpoint, capsys):
     assert main(["info", str(checkpoint)]) == 0
     out = capsys.readouterr().out
     assert "training checkpoint" in out and "stage denoiser" in out
-    assert "latents 3 x 1 x 64; denoiser 3 layers of that width" in out
+    assert "latents 3 x 1 x 64; denoiser 3 layers of that width" in out and "temperature 1.0" in out
     assert "1-layer CLIP tower and 1 head layer(s) of width 48" in out
 
 

@@ -1,6 +1,7 @@
 """Generator: batching, seeds, backend parity, hierarchy controls, bad input, threads, memory."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 from dhvae_sdk import Generator, GeneratorError
+from dhvae_sdk.checkpoint import load_checkpoint, save_checkpoint
 from dhvae_sdk.manifest import MANIFEST_NAME, ModelFormatError
 from dhvae_sdk.models import empty_text_tokens
 from dhvae_sdk.motion import features_to_joints
@@ -81,11 +83,37 @@ def test_same_seed_same_motion_other_seed_other_motion(ort_gen, torch_gen):
 
 def test_backends_agree_within_fp32_parity(ort_gen, torch_gen):
     texts = ["one pushes the other", "they bow"]
-    reference = torch_gen.generate(texts, seed=3, guidance=2.5, **FAST)
-    exported = ort_gen.generate(texts, seed=3, guidance=2.5, **FAST)
+    reference = torch_gen.generate(texts, seed=3, guidance=2.5, temperature=0.7, **FAST)
+    exported = ort_gen.generate(texts, seed=3, guidance=2.5, temperature=0.7, **FAST)
     for a, b in zip(reference, exported):
         assert np.abs(a.latents - b.latents).max() <= 1e-4 * max(1.0, np.abs(a.latents).max())
         assert np.abs(a.features - b.features).max() <= 1e-4
+
+
+def test_temperature_narrows_the_samples_of_one_text_down_to_one_motion_at_zero(torch_gen):
+    def latents(temperature):
+        motions = torch_gen.generate("they dance", num_samples=4, seed=1, temperature=temperature, **FAST)
+        return np.stack([motion.latents for motion in motions])
+
+    unit, half, zero = latents(1.0), latents(0.5), latents(0.0)
+    np.testing.assert_array_equal(unit, np.stack([m.latents for m in torch_gen.generate(
+        "they dance", num_samples=4, seed=1, **FAST)]))  # the micro model's default is 1
+    np.testing.assert_allclose(zero, np.broadcast_to(zero[:1], zero.shape), atol=1e-6)
+    spread = {name: value.std(axis=0).mean() for name, value in (("unit", unit), ("half", half))}
+    assert spread["unit"] > 0.05 and spread["half"] < 0.8 * spread["unit"]
+
+
+def test_a_checkpoints_temperature_is_its_default(checkpoint, torch_gen, tmp_path):
+    loaded = load_checkpoint(checkpoint)
+    config = loaded.model.config
+    loaded.model.config = dataclasses.replace(config, denoiser=dataclasses.replace(config.denoiser, temperature=0.4))
+    cooler = tmp_path / "cooler.safetensors"
+    save_checkpoint(cooler, loaded.model, feature_mean=loaded.feature_mean, feature_std=loaded.feature_std,
+                    latent_scales=loaded.latent_scales, stage="denoiser")
+    generator = Generator.from_pretrained(cooler, backend="torch", device="cpu", quiet=True)
+    [default] = generator.generate("they bow", seed=4, **FAST)
+    [explicit] = torch_gen.generate("they bow", seed=4, temperature=0.4, **FAST)
+    np.testing.assert_array_equal(default.latents, explicit.latents)
 
 
 def test_the_null_text_is_the_empty_strings_encoding_computed_once(ort_gen, torch_gen, monkeypatch):
@@ -117,7 +145,7 @@ def test_torch_sampling_with_cached_null_rows_matches_the_denoisers_own_forward(
         expected = sample_latents(denoise, backend.scheduler, shape, 7, 2.5,
                                   NumpySeededTorchOps(NumpyOps.from_seed(5), torch.device("cpu"))).numpy()
     for _ in range(2):  # the second call takes the null rows from the cache
-        np.testing.assert_allclose(backend.sample(text, 7, 2.5, NumpyOps.from_seed(5)), expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(backend.sample(text, 7, 2.5, 1.0, NumpyOps.from_seed(5)), expected, rtol=1e-5, atol=1e-5)
     assert np.abs(expected).max() > 1.0
 
 
@@ -162,6 +190,8 @@ def test_vary_keeps_one_level_of_the_hierarchy(ort_gen, keep, kept, resampled):
     (dict(texts="ok", steps=0), "steps"),
     (dict(texts="ok", steps=5000), "at most 1000"),
     (dict(texts="ok", guidance=-1.0), "guidance"),
+    (dict(texts="ok", temperature=2.5), "temperature must be a number from 0 to 2"),
+    (dict(texts="ok", temperature=True), "temperature must be a number"),
     (dict(texts="ok", person_a=np.zeros((10, 5))), "person_a"),
     (dict(texts="ok", person_a=np.full((10, 262), np.nan)), "NaN"),
 ])

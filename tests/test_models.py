@@ -78,6 +78,10 @@ def test_config_values_are_checked():
         DHVAEConfig.from_dict({"denoiser": {"prediction": "noise"}})
     with pytest.raises(ValueError, match=r"denoiser.eta must be 0 \(dhvae-sdk samples with deterministic DDIM"):
         DHVAEConfig.from_dict({"denoiser": {"eta": 0.5}})
+    with pytest.raises(ValueError, match="denoiser.temperature must be from 0 to 2, got 2.5"):
+        DHVAEConfig.from_dict({"denoiser": {"temperature": 2.5}})
+    # A checkpoint written before the temperature existed samples from unit noise, as it did then.
+    assert DHVAEConfig.from_dict({"denoiser": {"layers": 3}}).denoiser.temperature == 1.0
     with pytest.raises(ValueError, match="neg_contact_min < neg_contact_max"):
         DHVAEConfig.from_dict({"loss": {"neg_contact_min": 2.0}})
     with pytest.raises(ValueError, match=r"unknown preset 'huge'; choose one of \['paper', 'small', 'tiny'\]"):

@@ -73,7 +73,8 @@ def test_every_ddim_step_matches(exported):
     variant, backend, folder = exported
     arrays = recorded(variant)
     batch, steps = len(arrays["texts"]), int(arrays["steps"])
-    plan = LoopPlan.draw(backend.scheduler, arrays["init_latents"].shape, steps, FixtureNoise(arrays["init_latents"]), None)
+    plan = LoopPlan.draw(backend.scheduler, arrays["init_latents"].shape, steps, 1.0,
+                         FixtureNoise(arrays["init_latents"]), None)
     null = backend.null_modulation(plan.timesteps)
     table = np.concatenate([backend._modulation(plan.timesteps, arrays["cond"][batch:]),
                             np.broadcast_to(null, (steps, batch, *null.shape[2:]))], axis=1)
@@ -88,7 +89,7 @@ def test_every_ddim_step_matches(exported):
         assert_matches(f"step {index} latents", out, arrays["step_latents_out"][index])
         assert_matches(f"step {index} guided", guided, arrays["step_noise_pred_guided"][index])
     # The backend's own loop, from the same noise.
-    final = backend.sample(arrays["cond"][batch:], steps, 3.5, FixtureNoise(arrays["init_latents"]))
+    final = backend.sample(arrays["cond"][batch:], steps, 3.5, 1.0, FixtureNoise(arrays["init_latents"]))
     assert_matches("step_latents_out", final, arrays["step_latents_out"][-1])
 
 

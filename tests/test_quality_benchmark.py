@@ -111,7 +111,8 @@ def test_values_obey_the_protocol(run):
     assert settings["physics"]["body_model"] == "capsule"
     assert settings["protocol"]["batch_size"] == 8
     assert "R-Precision batch: 8 (protocol: 96)" in settings["deviations"]
-    assert settings["guidance"] == 3.5 and settings["steps"] == 2
+    assert settings["guidance"] == 3.5 and settings["steps"] == 2 and settings["temperature"] == 1.0
+    assert not any(line.startswith("temperature") for line in settings["deviations"])
 
 
 def first_replication(files, embedder=None):
@@ -119,7 +120,7 @@ def first_replication(files, embedder=None):
     embedded by ``embedder`` or by a fresh untrained evaluator."""
     dataset = quality_data.open_test_set("synthetic", files / "data", "test")
     embedder = embedder or quality_data.Embedder(InterCLIP(TINY_EVALUATOR), 16, torch.device("cpu"))
-    settings = RunSettings("synthetic", 3.5, 2, 0, ProtocolConfig(batch_size=8, mm_texts=4, diversity_pairs=10),
+    settings = RunSettings("synthetic", 3.5, 1.0, 2, 0, ProtocolConfig(batch_size=8, mm_texts=4, diversity_pairs=10),
                            PhysicsConfig(), ())
     reference, truth, _ = prepare_reference(dataset, 0, settings, embedder, quality_data.representation_of("synthetic"),
                                             quality_data.read_synthetic_contacts(files / "data"))
@@ -212,6 +213,14 @@ def test_too_few_samples_for_the_protocol_batch(files):
     with pytest.raises(SystemExit) as error:
         quality.main(argv)
     assert f"has {TEST_SAMPLES} samples" in str(error.value) and "--batch-size" in str(error.value)
+
+
+def test_a_temperature_other_than_unit_noise_is_a_deviation_and_out_of_range_is_refused(files, capsys):
+    argv = arguments(files, "--temperature", "0.6")
+    assert "temperature: 0.6 (protocol: 1.0)" in quality.deviations(quality.parse_args(argv), 3.5)
+    with pytest.raises(SystemExit):
+        quality.main(arguments(files, "--temperature", "2.5"))
+    assert "--temperature must be from 0 to 2, got 2.5" in capsys.readouterr().err
 
 
 def test_unknown_dataset_is_refused(files, capsys):

@@ -268,6 +268,25 @@ def test_torch_sampling_path_matches_the_oracle():
     assert (latents[:, 0] - target).abs().max() < 1e-5
 
 
+def test_temperature_scales_the_starting_noise_and_nothing_else():
+    scheduler = DDIMScheduler()
+    first_inputs = {}
+
+    def recording(temperature):
+        def denoise(latents, t, step_index):
+            first_inputs.setdefault(temperature, latents.copy())
+            return np.zeros_like(latents)
+        return denoise
+
+    for temperature in (1.0, 0.3):
+        sample_latents(recording(temperature), scheduler, (2, 3), 5, 2.0, NumpyOps.from_seed(4),
+                       temperature=temperature)
+    unit, scaled = first_inputs[1.0], first_inputs[0.3]
+    assert np.abs(unit).max() > 0.5
+    np.testing.assert_allclose(scaled, 0.3 * unit, rtol=1e-6)
+    np.testing.assert_array_equal(unit[:2], unit[2:])  # the doubled batch: conditional and unconditional rows
+
+
 def test_sampling_loop_refuses_inconsistent_inputs():
     scheduler = DDIMScheduler()
     ops = NumpyOps.from_seed(0)

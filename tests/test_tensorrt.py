@@ -257,6 +257,6 @@ def test_tensorrt_backend_matches_onnxruntime(tmp_path):
     engines = TensorRTBackend(read_manifest(model_dir))
     text = np.random.default_rng(0).standard_normal((3, reference.config.text.width)).astype(np.float32)
     for _ in range(2):  # the second call replays the captured CUDA graph
-        latents = engines.sample(text, 12, 3.0, NumpyOps.from_seed(1))
-        np.testing.assert_allclose(latents, reference.sample(text, 12, 3.0, NumpyOps.from_seed(1)), rtol=1e-3, atol=1e-3)
+        latents = engines.sample(text, 12, 3.0, 1.0, NumpyOps.from_seed(1))
+        np.testing.assert_allclose(latents, reference.sample(text, 12, 3.0, 1.0, NumpyOps.from_seed(1)), rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(engines.decode(latents, 40), reference.decode(latents, 40), atol=1e-3)

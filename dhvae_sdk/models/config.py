@@ -24,6 +24,9 @@ RECON_LOSSES = ("l1", "smooth_l1", "berhu")
 HAND_CONTACT_POINTS = ("wrists", "hand_ends")
 PREDICTION_TYPES = ("epsilon", "x0", "v")
 BETA_SCHEDULES = ("scaled_linear", "linear")
+# Starting noise wider than the unit Gaussian the denoiser was trained from only leaves its
+# distribution; 2 leaves room to see that.
+MAX_TEMPERATURE = 2.0
 
 
 class ConfigDict:
@@ -172,6 +175,9 @@ class DenoiserConfig(ConfigDict):
     guidance: float = 3.5
     sampling_steps: int = 50
     eta: float = 0.0
+    # The scale of the starting noise x_T. Below 1 trades variety between samples of one text
+    # for fidelity to it (the release samples at 1).
+    temperature: float = 1.0
 
     def __post_init__(self):
         _require_positive(
@@ -187,6 +193,8 @@ class DenoiserConfig(ConfigDict):
         _require(self.steps_offset >= 0, f"denoiser.steps_offset must be >= 0, got {self.steps_offset}")
         _require(0.0 <= self.cond_drop < 1.0, f"denoiser.cond_drop must be in [0, 1), got {self.cond_drop}")
         _require(self.guidance >= 0.0, f"denoiser.guidance must be >= 0, got {self.guidance}")
+        _require(0.0 <= self.temperature <= MAX_TEMPERATURE,
+                 f"denoiser.temperature must be from 0 to {MAX_TEMPERATURE:g}, got {self.temperature}")
         _require(
             self.sampling_steps <= self.num_train_steps,
             f"denoiser.sampling_steps ({self.sampling_steps}) cannot exceed num_train_steps "

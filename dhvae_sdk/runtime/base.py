@@ -110,9 +110,9 @@ class LoopPlan:
     known_mask: np.ndarray  # [B, N, 1] bool
 
     @classmethod
-    def draw(cls, scheduler: DDIMScheduler, shape: tuple[int, ...], num_steps: int, ops: NumpyOps,
-             inpainting: Inpainting | None) -> "LoopPlan":
-        initial = ops.randn(shape)
+    def draw(cls, scheduler: DDIMScheduler, shape: tuple[int, ...], num_steps: int, temperature: float,
+             ops: NumpyOps, inpainting: Inpainting | None) -> "LoopPlan":
+        initial = ops.randn(shape) * temperature
         pairs = scheduler.step_pairs(num_steps)
         if inpainting is None:
             known_table = np.zeros((len(pairs), *shape), dtype=np.float32)
@@ -150,9 +150,10 @@ class Backend(ABC):
         """CLIP BPE ids [N, context] int64 -> text embeddings [N, text width] (the condition width)."""
 
     @abstractmethod
-    def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, ops: NumpyOps,
-               inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
-        """Guided DDIM from noise to latents [B, N, d_z] (denoiser space), one row per text row."""
+    def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, temperature: float,
+               ops: NumpyOps, inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
+        """Guided DDIM from noise (scaled by ``temperature``) to latents [B, N, d_z] (denoiser
+        space), one row per text row."""
 
     @abstractmethod
     def decode(self, latents: np.ndarray, frames: int) -> np.ndarray:

@@ -87,11 +87,11 @@ class OnnxRuntimeBackend(Backend):
     def encode_text(self, tokens: np.ndarray) -> np.ndarray:
         return self._run(TEXT_ENCODER, tokens.astype(np.int64))
 
-    def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, ops: NumpyOps,
-               inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
+    def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, temperature: float,
+               ops: NumpyOps, inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
         batch = len(text_embeddings)
         shape = (batch, len(GROUPS) * self.config.vae.latent_tokens, self.config.vae.width)
-        plan = LoopPlan.draw(self.scheduler, shape, num_steps, ops, inpainting)
+        plan = LoopPlan.draw(self.scheduler, shape, num_steps, temperature, ops, inpainting)
         null = self.null_modulation(plan.timesteps)
         modulation = np.concatenate([self._modulation(plan.timesteps, text_embeddings),
                                      np.broadcast_to(null, (num_steps, batch, *null.shape[2:]))], axis=1)

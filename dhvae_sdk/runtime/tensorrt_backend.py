@@ -90,13 +90,13 @@ class TensorRTBackend(Backend):
         with self._lock:
             return self._infer(TEXT_ENCODER, tokens.astype(np.int64)).cpu().numpy()
 
-    def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, ops: NumpyOps,
-               inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
+    def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, temperature: float,
+               ops: NumpyOps, inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
         batch = len(text_embeddings)
         if batch > self.max_batch:
             raise ValueError(f"the TensorRT engines take at most {self.max_batch} motions per call, got {batch}")
         shape = (batch, len(GROUPS) * self.config.vae.latent_tokens, self.config.vae.width)
-        plan = LoopPlan.draw(self.scheduler, shape, num_steps, ops, inpainting)
+        plan = LoopPlan.draw(self.scheduler, shape, num_steps, temperature, ops, inpainting)
         with self._lock:
             null = self.null_modulation(plan.timesteps)
             modulation = self.torch.cat([self._modulation(plan.timesteps, text_embeddings),

@@ -92,8 +92,8 @@ class TorchBackend(Backend):
         return self.model.text(torch.from_numpy(tokens).to(self.device)).float().cpu().numpy()
 
     @torch.inference_mode()
-    def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, ops: NumpyOps,
-               inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
+    def sample(self, text_embeddings: np.ndarray, num_steps: int, guidance: float, temperature: float,
+               ops: NumpyOps, inpainting: Inpainting | None = None, progress: ProgressFn | None = None) -> np.ndarray:
         denoiser = self.model.denoiser
         batch = len(text_embeddings)
         timesteps = np.array(self.scheduler.timesteps(num_steps), dtype=np.int64)
@@ -112,7 +112,7 @@ class TorchBackend(Backend):
             known = {"known_tokens": torch.from_numpy(inpainting.tokens).to(self.device),
                      "known_mask": torch.from_numpy(np.asarray(inpainting.mask, dtype=bool)).to(self.device)}
         latents = sample_latents(denoise, self.scheduler, shape, num_steps, guidance,
-                                 NumpySeededTorchOps(ops, self.device), **known)
+                                 NumpySeededTorchOps(ops, self.device), temperature=temperature, **known)
         return latents.float().cpu().numpy()
 
     @torch.inference_mode()

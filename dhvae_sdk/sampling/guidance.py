@@ -30,8 +30,8 @@ def classifier_free_guidance(output_batched: Any, scale: float) -> Any:
 
 def sample_latents(denoise_fn: DenoiseFn, scheduler: DDIMScheduler, shape: Sequence[int],
                    num_steps: int, guidance_scale: float, ops: ArrayOps, *, eta: float = 0.0,
-                   known_tokens: Any = None, known_mask: Any = None) -> Any:
-    """DDIM from pure noise to clean latents of ``shape``.
+                   temperature: float = 1.0, known_tokens: Any = None, known_mask: Any = None) -> Any:
+    """DDIM from noise to clean latents of ``shape``, the starting noise scaled by ``temperature``.
 
     Inpainting: where the boolean ``known_mask`` (broadcastable to ``shape``) is set, the
     latents are replaced before every step by ``known_tokens`` noised to that step's level,
@@ -42,7 +42,7 @@ def sample_latents(denoise_fn: DenoiseFn, scheduler: DDIMScheduler, shape: Seque
         raise ValueError("inpainting needs both known_tokens and known_mask (or neither)")
     if known_tokens is not None and tuple(known_tokens.shape) != shape:
         raise ValueError(f"known_tokens have shape {tuple(known_tokens.shape)}, the latents {shape}")
-    latents = ops.randn(shape)
+    latents = ops.randn(shape) * temperature
     for step_index, (t, t_prev) in enumerate(scheduler.step_pairs(num_steps)):
         if known_tokens is not None:
             noised_known = scheduler.add_noise(known_tokens, ops.randn(shape), t)
