@@ -111,6 +111,9 @@ class TrainOptions:
         "release", help="denoiser stage: release = fixed (1, 1, 1/5), z_g x 5 as released; std = each group's "
                         "posterior-sample std over the training set",
         choices=LATENT_SCALE_CHOICES, identity=True)
+    temperature: float | None = option(
+        help="denoiser stage: the sampling temperature (scale of the starting noise, 0 to 2) the checkpoint records "
+             "as the model's default (default: the VAE checkpoint's config, 1 as the release samples)")
     synthetic_samples: int = option(2000, help="pairs to generate when --dataset synthetic and --data-root does "
                                                "not exist")
 

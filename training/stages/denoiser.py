@@ -177,7 +177,7 @@ class DenoiserStage:
                 f"{options.preset} --dataset {options.dataset} was given; pass the matching preset and dataset"
             )
         self.model, self.options, self.context = checkpoint.model, options, context
-        self._use_prediction(options.prediction)
+        self._use_denoiser_options(prediction=options.prediction, temperature=options.temperature)
         self._use_clip_weights(json.loads(checkpoint.metadata["config"])["text"]["clip_weights"])
         self.feature_mean, self.feature_std = checkpoint.feature_mean.cpu(), checkpoint.feature_std.cpu()
         self.model.vae.requires_grad_(False)
@@ -207,11 +207,13 @@ class DenoiserStage:
         self.loader = posterior_loader(PosteriorTextDataset(posteriors, texts), options.batch_size, options.seed,
                                        context)
 
-    def _use_prediction(self, prediction: str | None) -> None:
-        """--prediction replaces the denoiser's target in the config the checkpoint will hold:
-        it decides the loss and the sampler, not a weight."""
-        if prediction is not None:
-            denoiser = replace(self.model.config.denoiser, prediction=prediction)
+    def _use_denoiser_options(self, **given) -> None:
+        """--prediction (the target: it decides the loss and the sampler, not a weight) and
+        --temperature (the sampling default) replace the VAE checkpoint's in the config the
+        checkpoint will hold."""
+        changes = {name: value for name, value in given.items() if value is not None}
+        if changes:
+            denoiser = replace(self.model.config.denoiser, **changes)
             self.model.config = replace(self.model.config, denoiser=denoiser)
             self.model.denoiser.config = denoiser
 
