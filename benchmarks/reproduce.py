@@ -7,9 +7,9 @@ OUT/MODEL/seedN. Runs resume, so the training may span sessions; two ``train`` c
 different --seeds share a 2-core machine best (one single-threaded process each).
 
 ``python benchmarks/reproduce.py report`` measures every finished model with the quality
-benchmark (``benchmarks/quality.py``) and the per-type geometry check (``benchmarks.geometry``)
-and writes each model's mean over its seeds +- the 95% interval across seeds (JSON and a
-Markdown table next to it).
+benchmark (``benchmarks/quality.py``) and the per-type geometry check (``benchmarks.geometry``),
+both sampling at the recipe's temperature, and writes each model's mean over its seeds +- the
+95% interval across seeds (JSON and a Markdown table next to it).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/reproduce.py`: make t
 from benchmarks import geometry, quality  # noqa: E402
 from benchmarks.quality_report import COLUMNS, GROUND_TRUTH, markdown_table, write_json, write_text  # noqa: E402
 from dhvae_sdk.evaluation.protocol import summarize  # noqa: E402
-from training.recipe import RECIPE, RecipeRun, add_recipe_arguments, recipe_run  # noqa: E402
+from training.recipe import RECIPE, SAMPLING_TEMPERATURE, RecipeRun, add_recipe_arguments, recipe_run  # noqa: E402
 
 # folder: (row label, the options of both VAE stages that replace the recipe's)
 ABLATION = {
@@ -89,11 +89,12 @@ def report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
         "--dataset", "synthetic", "--data-root", str(args.data_root), "--json", str(args.out / "quality.json"),
         "--replications", str(args.replications), "--mmodality-texts", str(args.mmodality_texts),
         "--mmodality-repeats", str(args.mmodality_repeats), "--diversity-pairs", str(args.diversity_pairs),
-        "--batch-size", str(args.batch_size), "--steps", str(args.sampling_steps), "--backend", "torch",
-        "--device", "cpu"])
+        "--batch-size", str(args.batch_size), "--steps", str(args.sampling_steps),
+        "--temperature", str(SAMPLING_TEMPERATURE), "--backend", "torch", "--device", "cpu"])
     per_seed = {}
     for key, run in finished.items():
-        measured = geometry.run(str(run.checkpoint(RECIPE[-1].name)), args.data_root, "test", seed=0, limit=None)
+        measured = geometry.run(str(run.checkpoint(RECIPE[-1].name)), args.data_root, "test", seed=0, limit=None,
+                                temperature=SAMPLING_TEMPERATURE)
         generated = measured["generated"]["summary"]
         means = {metric: entry["mean"] for metric, entry in record["rows"][labels[key]]["summary"].items()}
         # No checked type among the test motions: "n/a" in the table, as quality's metrics without data.

@@ -12,7 +12,7 @@ from dhvae_sdk.runtime.selection import DEMO_CHECKPOINT, assets_directory
 from training import demo
 from training import main as training_main
 from training.main import RUN_FILE, TRAIN_STATE_FILE
-from training.recipe import RECIPE, RecipeRun, add_recipe_arguments, recipe_run
+from training.recipe import RECIPE, SAMPLING_TEMPERATURE, RecipeRun, add_recipe_arguments, recipe_run
 from training.data.synthetic import generate_dataset
 
 
@@ -41,7 +41,8 @@ def test_demo_build_writes_a_loadable_half_precision_model_into_out_only(tmp_pat
     assert all(torch.equal(value, denoiser_vae[key]) for key, value in contact.model.vae.state_dict().items())
     first_vae = load_checkpoint(out / "vae" / "checkpoint.safetensors").model.vae.state_dict()
     assert not all(torch.equal(value, denoiser_vae[key]) for key, value in first_vae.items())  # the fine-tune trained
-    # The recipe's denoiser checkpoints the moving average of its weights.
+    # The recipe's denoiser samples at its temperature and checkpoints the moving average of its weights.
+    assert checkpoint.config.denoiser.temperature == SAMPLING_TEMPERATURE < 1.0
     assert torch.load(out / "denoiser" / TRAIN_STATE_FILE, weights_only=True)["weight_average"]["updates"] == 1
     contact_log = (out / "contact" / "train.log").read_text()
     assert f"VAE weights from {out / 'vae' / 'checkpoint.safetensors'}" in contact_log

@@ -7,6 +7,7 @@ import pytest
 from benchmarks import reproduce
 from dhvae_sdk.checkpoint import load_checkpoint
 from training.data.synthetic import generate_dataset
+from training.recipe import SAMPLING_TEMPERATURE
 
 ONE_STEP = ["--vae-steps", "1", "--contact-steps", "1", "--denoiser-steps", "1", "--max-frames", "40"]
 QUICK = ["--replications", "2", "--batch-size", "4", "--sampling-steps", "2", "--mmodality-texts", "2",
@@ -32,7 +33,14 @@ def test_each_seed_trains_its_own_model_with_the_ablations_options(trained):
     assert not all(np.array_equal(value.numpy(), second[key].numpy()) for key, value in first.items())
 
 
-def test_report_averages_each_model_over_its_finished_seeds(trained, capsys):
+def test_report_averages_each_model_over_its_finished_seeds(trained, capsys, monkeypatch):
+    measure_geometry, temperatures = reproduce.geometry.run, []
+
+    def recording_geometry(*args, temperature=None, **kwargs):
+        temperatures.append(temperature)
+        return measure_geometry(*args, temperature=temperature, **kwargs)
+
+    monkeypatch.setattr(reproduce.geometry, "run", recording_geometry)
     result = reproduce.main(["report", "--out", str(trained / "runs"), "--data-root", str(trained / "data"),
                              "--seeds", "0", "1", "--models", "no_triplet", "flat", "--json",
                              str(trained / "reproduction.json"), *ONE_STEP, *QUICK])
@@ -53,6 +61,9 @@ def test_report_averages_each_model_over_its_finished_seeds(trained, capsys):
     saved = json.loads((trained / "reproduction.json").read_text())
     assert saved["settings"]["training_seeds"] == [0, 1] and saved["settings"]["recipe_steps"]["denoiser"] == 1
     assert saved["settings"]["recipe_preset"] == "tiny"
+    # Both benchmarks sample at the recipe's temperature, a departure from the protocol's unit noise.
+    assert saved["settings"]["temperature"] == SAMPLING_TEMPERATURE and temperatures == [SAMPLING_TEMPERATURE] * 2
+    assert f"temperature: {SAMPLING_TEMPERATURE} (protocol: 1.0)" in saved["settings"]["deviations"]
 
 
 def test_report_without_finished_models_names_the_train_command(tmp_path, capsys):
