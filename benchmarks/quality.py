@@ -219,8 +219,7 @@ def open_inputs(args: argparse.Namespace) -> Inputs:
                                    mm_texts=args.mmodality_texts, mm_generations=args.mmodality_repeats,
                                    diversity_pairs=args.diversity_pairs)
     settings = RunSettings(args.dataset, args.guidance, args.temperature, args.steps, args.seed, protocol,
-                           PhysicsConfig(),
-                           tuple(args.sweep_guidance))
+                           PhysicsConfig(), tuple(args.sweep_guidance))
     return Inputs(test_set, evaluator, models, contacts, settings, embedder, representation)
 
 
