@@ -28,7 +28,7 @@ from training.data import InterHumanDataset, make_loader
 from training.data.interhuman import STATS_FILES
 from training.main import main
 from training.options import TrainOptions, build_parser, parse_options
-from training.stages.common import StageOptions, representation_of
+from training.stages.common import representation_of
 from training.stages.denoiser import RELEASE_LATENT_SCALES, DenoiserObjective, sample_stds
 from training.trainer import LoopConfig, WeightAverage, lr_factor
 from training.stages.evaluator import raw_motion
@@ -210,11 +210,6 @@ def test_weight_average_ramps_its_decay_and_swaps_the_trained_weights_back():
         LoopConfig(average_decay=1.0)
 
 
-def test_a_temperature_out_of_range_is_refused_before_training():
-    with pytest.raises(ValueError, match="--temperature must be from 0 to 2, got 2.5"):
-        StageOptions(run_dir=Path("run"), dataset="synthetic", data_root=Path("data"), preset="tiny", temperature=2.5)
-
-
 @VAE_RUN
 def test_average_decay_checkpoints_the_average_and_resumes_it(vae_run, two_pairs, tmp_path):
     out, straight = tmp_path / "averaged", tmp_path / "straight"
@@ -246,6 +241,11 @@ def test_prediction_and_temperature_options_change_the_config_and_keep_the_vae(v
     # The tiny preset predicts x0 and samples from unit noise; the options override both for this run only.
     assert (trained.config.denoiser.prediction, vae.config.denoiser.prediction) == ("epsilon", "x0")
     assert (trained.config.denoiser.temperature, vae.config.denoiser.temperature) == (0.7, 1.0)
+    # The config refuses a temperature out of range before the latents are encoded.
+    refused = tmp_path / "too_hot"
+    with pytest.raises(SystemExit, match="denoiser.temperature must be from 0 to 2, got 2.5"):
+        run_main(*denoiser_args(two_pairs, vae_run, refused, 2, "--batch-size", 4, "--temperature", "2.5"))
+    assert not (refused / "latents.safetensors").exists()
     kept = trained.model.vae.state_dict()
     assert all(torch.equal(value, kept[key]) for key, value in vae.model.vae.state_dict().items())
     objective = DenoiserObjective(trained.model, trained.latent_scales)

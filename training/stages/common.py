@@ -9,7 +9,6 @@ from pathlib import Path
 
 from torch.utils.data import Subset
 
-from dhvae_sdk.models.config import MAX_TEMPERATURE
 from dhvae_sdk.motion import features_to_joints, interhuman_normalizer, interx_normalizer
 from dhvae_sdk.motion.interhuman import POSITIONS
 from training.data import InterHumanDataset, InterXDataset, make_loader
@@ -70,8 +69,6 @@ class StageOptions:
             raise ValueError(f"these options must be >= 1: {bad}")
         if self.latent_scales not in LATENT_SCALE_CHOICES:
             raise ValueError(f"--latent-scales must be one of {LATENT_SCALE_CHOICES}, got {self.latent_scales!r}")
-        if self.temperature is not None and not 0.0 <= self.temperature <= MAX_TEMPERATURE:
-            raise ValueError(f"--temperature must be from 0 to {MAX_TEMPERATURE:g}, got {self.temperature}")
 
 
 def representation_of(dataset: str, data_root: Path | None = None) -> MotionRepresentation:
