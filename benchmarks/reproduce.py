@@ -6,15 +6,21 @@ term with the CPU recipe of ``training.recipe``, seed after seed, each model in
 OUT/MODEL/seedN. Runs resume, so the training may span sessions; two ``train`` commands on
 different --seeds share a 2-core machine best (one single-threaded process each).
 
-``python benchmarks/reproduce.py report`` measures every finished model with the quality
-benchmark (``benchmarks/quality.py``) and the per-type geometry check (``benchmarks.geometry``),
-both sampling at the recipe's temperature, and writes each model's mean over its seeds +- the
-95% interval across seeds (JSON and a Markdown table next to it).
+``python benchmarks/reproduce.py report`` measures every finished model that has no measurement
+yet with the quality benchmark (``benchmarks/quality.py``) and the per-type geometry check
+(``benchmarks.geometry``), both sampling at the recipe's temperature, and keeps each in
+RESULTS/MODEL_seedN.json: small files meant to be committed, so that models trained in different
+sessions (or on different machines) add up. It then writes each model's mean over all its
+measured seeds +- the 95% interval across seeds (JSON and a Markdown table next to it); it
+refuses to average measurements taken with different recipes, data or benchmark settings.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import sys
+from datetime import date
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as `python benchmarks/reproduce.py`: make the repository importable
@@ -49,7 +55,11 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.ArgumentParser, argpars
         command.add_argument("--models", nargs="+", choices=sorted(ABLATION), default=list(ABLATION))
         add_recipe_arguments(command)
     report.add_argument("--json", type=Path, default=Path("benchmarks/results/reproduction.json"),
-                        help="results; the Markdown table goes next to it (.md)")
+                        help="the mean over seeds; the Markdown table goes next to it (.md)")
+    report.add_argument("--results", type=Path, default=Path("benchmarks/results/reproduction"),
+                        help="one measurement per model and seed (MODEL_seedN.json), kept across sessions")
+    report.add_argument("--remeasure", action="store_true",
+                        help="measure finished models again, replacing their measurements")
     quick = report.add_argument_group("the quality benchmark's settings (quick CPU ones by default; recorded as "
                                       "protocol deviations)")
     quick.add_argument("--replications", type=int, default=2)
@@ -74,46 +84,97 @@ def train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         run.train()
 
 
+def measurement_path(results: Path, model: str, seed: int) -> Path:
+    return results / f"{model}_seed{seed}.json"
+
+
+def data_fingerprint(root: Path) -> str:
+    """The procedural dataset's identity: its samples' metadata and its splits."""
+    digest = hashlib.sha256()
+    for name in ("synthetic_meta.json", "train.txt", "val.txt", "test.txt"):
+        digest.update((root / name).read_bytes())
+    return digest.hexdigest()
+
+
+def measure(run: RecipeRun, model: str, seed: int, args: argparse.Namespace) -> dict:
+    """One trained model's quality and geometry, with what makes it comparable to another's."""
+    label, checkpoint = f"{ABLATION[model][0]}, seed {seed}", run.checkpoint(RECIPE[-1].name)
+    record = quality.main([
+        f"--model={label}={checkpoint}", "--dataset", "synthetic", "--data-root", str(args.data_root),
+        "--json", str(run.out / "quality.json"), "--replications", str(args.replications),
+        "--mmodality-texts", str(args.mmodality_texts), "--mmodality-repeats", str(args.mmodality_repeats),
+        "--diversity-pairs", str(args.diversity_pairs), "--batch-size", str(args.batch_size),
+        "--steps", str(args.sampling_steps), "--temperature", str(SAMPLING_TEMPERATURE), "--backend", "torch",
+        "--device", "cpu"])
+    generated = geometry.run(str(checkpoint), args.data_root, "test", seed=0, limit=None,
+                             temperature=SAMPLING_TEMPERATURE)["generated"]["summary"]
+    settings = record["settings"]
+    comparable = {"recipe_preset": run.preset, "recipe_steps": run.steps, "data": data_fingerprint(args.data_root),
+                  "evaluator": settings["evaluator"]["config"],
+                  **{key: settings[key] for key in ("test_samples", "guidance", "temperature", "steps", "protocol",
+                                                    "deviations")}}
+    means = {metric: entry["mean"] for metric, entry in record["rows"][label]["summary"].items()}
+    # No checked type among the test motions: "n/a" in the table, as quality's metrics without data.
+    passed = generated["overall_pass_rate"]
+    return {"model": model, "seed": seed, "measured": date.today().isoformat(), "comparable": comparable,
+            "metrics": {**means, "geometry": float("nan") if passed is None else passed},
+            "geometry_per_type": {name: row["pass_rate"] for name, row in generated["per_type"].items()},
+            "ground_truth": record["rows"][GROUND_TRUTH]["summary"]}
+
+
+def read_measurement(path: Path) -> dict:
+    """A measurement as written, with NaN (a metric without data) back where JSON holds null."""
+    def restored(value):
+        if isinstance(value, dict):
+            return {key: restored(item) for key, item in value.items()}
+        return float("nan") if value is None else value
+    return restored(json.loads(path.read_text()))
+
+
+def require_comparable(measurements: dict[Path, dict]) -> None:
+    (first_path, first), *others = measurements.items()
+    for path, other in others:
+        differing = sorted(key for key in first["comparable"].keys() | other["comparable"].keys()
+                           if first["comparable"].get(key) != other["comparable"].get(key))
+        if differing:
+            raise SystemExit(f"error: {path} and {first_path} were measured differently ({', '.join(differing)}), "
+                             f"so their mean would mean nothing; remeasure one (--remeasure, with its trained "
+                             f"model) or move it out of {path.parent}")
+
+
 def report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     requested = runs(parser, args)
-    finished = {key: run for key, run in requested.items() if run.finished(RECIPE[-1])}
-    missing = sorted(set(requested) - set(finished))
-    if not finished:
-        parser.error(f"no finished model under {args.out}; train them first: python benchmarks/reproduce.py train "
-                     f"--out {args.out} --data-root {args.data_root}")
+    for folder in (args.results, args.json.parent):
+        folder.mkdir(parents=True, exist_ok=True)
+    for (model, seed), run in requested.items():
+        path = measurement_path(args.results, model, seed)
+        if run.finished(RECIPE[-1]) and (args.remeasure or not path.exists()):
+            write_json(path, measure(run, model, seed, args))
+    paths = {key: measurement_path(args.results, *key) for key in requested}
+    measured = {key: path for key, path in paths.items() if path.exists()}
+    missing = sorted(set(requested) - set(measured))
+    if not measured:
+        parser.error(f"no finished model under {args.out} and no measurement in {args.results}; train them first: "
+                     f"python benchmarks/reproduce.py train --out {args.out} --data-root {args.data_root}")
     if missing:
-        print("not finished, left out: " + ", ".join(f"{model} seed {seed}" for model, seed in missing), flush=True)
-    labels = {key: f"{ABLATION[key[0]][0]}, seed {key[1]}" for key in finished}
-    record = quality.main([
-        *(f"--model={labels[key]}={run.checkpoint(RECIPE[-1].name)}" for key, run in finished.items()),
-        "--dataset", "synthetic", "--data-root", str(args.data_root), "--json", str(args.out / "quality.json"),
-        "--replications", str(args.replications), "--mmodality-texts", str(args.mmodality_texts),
-        "--mmodality-repeats", str(args.mmodality_repeats), "--diversity-pairs", str(args.diversity_pairs),
-        "--batch-size", str(args.batch_size), "--steps", str(args.sampling_steps),
-        "--temperature", str(SAMPLING_TEMPERATURE), "--backend", "torch", "--device", "cpu"])
-    per_seed = {}
-    for key, run in finished.items():
-        measured = geometry.run(str(run.checkpoint(RECIPE[-1].name)), args.data_root, "test", seed=0, limit=None,
-                                temperature=SAMPLING_TEMPERATURE)
-        generated = measured["generated"]["summary"]
-        means = {metric: entry["mean"] for metric, entry in record["rows"][labels[key]]["summary"].items()}
-        # No checked type among the test motions: "n/a" in the table, as quality's metrics without data.
-        passed = generated["overall_pass_rate"]
-        per_seed[key] = {"metrics": {**means, "geometry": float("nan") if passed is None else passed},
-                         "geometry_per_type": {name: row["pass_rate"] for name, row in generated["per_type"].items()}}
-    rows = {GROUND_TRUTH: {"summary": record["rows"][GROUND_TRUTH]["summary"]}}
+        print("neither measured nor finished, left out: " + ", ".join(f"{model} seed {seed}" for model, seed in missing),
+              flush=True)
+    measurements = {path: read_measurement(path) for path in measured.values()}
+    require_comparable(measurements)
+    first = next(iter(measurements.values()))
+    rows = {GROUND_TRUTH: {"summary": first["ground_truth"]}}
     for model in args.models:
-        seeds = {seed: values for (name, seed), values in per_seed.items() if name == model}
+        seeds = {key[1]: measurements[path] for key, path in measured.items() if key[0] == model}
         if seeds:
-            summary = summarize([values["metrics"] for values in seeds.values()])
-            rows[f"{ABLATION[model][0]} ({len(seeds)} seeds)"] = {"seeds": seeds, "summary": summary}
+            summary = summarize([measurement["metrics"] for measurement in seeds.values()])
+            rows[f"{ABLATION[model][0]} ({len(seeds)} seeds)"] = {
+                "seeds": {seed: {key: measurement[key] for key in ("metrics", "geometry_per_type", "measured")}
+                          for seed, measurement in seeds.items()},
+                "summary": summary}
     table = markdown_table({label: row["summary"] for label, row in rows.items()},
-                           record["settings"]["deviations"], columns=(*COLUMNS, GEOMETRY)) + f"\n{SEED_NOTE}\n"
-    result = {"benchmark": "reproduction",
-              "settings": {**record["settings"], "training_seeds": args.seeds,
-                           "recipe_preset": args.preset, "recipe_steps": next(iter(finished.values())).steps},
+                           first["comparable"]["deviations"], columns=(*COLUMNS, GEOMETRY)) + f"\n{SEED_NOTE}\n"
+    result = {"benchmark": "reproduction", "settings": {**first["comparable"], "training_seeds": args.seeds},
               "rows": rows, "missing": [f"{model} seed {seed}" for model, seed in missing]}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     write_text(args.json.with_suffix(".md"), table)
     write_json(args.json, result)
     print(table, end="")

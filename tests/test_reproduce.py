@@ -1,10 +1,12 @@
 """``benchmarks/reproduce.py``: the ablation's models per seed, and their mean over seeds."""
 import json
+import shutil
 
 import numpy as np
 import pytest
 
 from benchmarks import reproduce
+from benchmarks.quality_report import json_ready
 from dhvae_sdk.checkpoint import load_checkpoint
 from training.data.synthetic import generate_dataset
 from training.recipe import SAMPLING_TEMPERATURE
@@ -33,19 +35,30 @@ def test_each_seed_trains_its_own_model_with_the_ablations_options(trained):
     assert not all(np.array_equal(value.numpy(), second[key].numpy()) for key, value in first.items())
 
 
-def test_report_averages_each_model_over_its_finished_seeds(trained, capsys, monkeypatch):
+@pytest.fixture(scope="module")
+def reported(trained):
+    """The report of two finished seeds (and one model never trained), geometry calls recorded."""
     measure_geometry, temperatures = reproduce.geometry.run, []
 
     def recording_geometry(*args, temperature=None, **kwargs):
         temperatures.append(temperature)
         return measure_geometry(*args, temperature=temperature, **kwargs)
 
-    monkeypatch.setattr(reproduce.geometry, "run", recording_geometry)
-    result = reproduce.main(["report", "--out", str(trained / "runs"), "--data-root", str(trained / "data"),
-                             "--seeds", "0", "1", "--models", "no_triplet", "flat", "--json",
-                             str(trained / "reproduction.json"), *ONE_STEP, *QUICK])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(reproduce.geometry, "run", recording_geometry)
+        result = reproduce.main(report_argv(trained, "no_triplet", "flat"))
+    return result, temperatures
+
+
+def report_argv(root, *models, seeds=("0", "1")):
+    return ["report", "--out", str(root / "runs"), "--data-root", str(root / "data"), "--seeds", *seeds,
+            "--models", *models, "--json", str(root / "reproduction.json"), "--results", str(root / "measured"),
+            *ONE_STEP, *QUICK]
+
+
+def test_report_averages_each_model_over_its_finished_seeds(trained, reported):
+    result, temperatures = reported
     assert result["missing"] == ["flat seed 0", "flat seed 1"]  # not trained: left out, and said so
-    assert "not finished, left out: flat seed 0, flat seed 1" in capsys.readouterr().out
     row = result["rows"]["DHVAE w/o triplet (2 seeds)"]
     assert set(row["seeds"]) == {0, 1} and set(result["rows"]) == {"Ground truth", "DHVAE w/o triplet (2 seeds)"}
     for metric in ("fid", "r_precision_top3", "mpjpe", "geometry"):
@@ -66,7 +79,35 @@ def test_report_averages_each_model_over_its_finished_seeds(trained, capsys, mon
     assert f"temperature: {SAMPLING_TEMPERATURE} (protocol: 1.0)" in saved["settings"]["deviations"]
 
 
+def test_measurements_outlive_the_trained_models(trained, reported, tmp_path, capsys):
+    """A later session, whose machine kept only the committed measurements, still reports every seed."""
+    result, _ = reported
+    later = tmp_path / "later"
+    shutil.copytree(trained / "data", later / "data")
+    shutil.copytree(trained / "measured", later / "measured")
+    assert sorted(path.name for path in (later / "measured").iterdir()) == ["no_triplet_seed0.json",
+                                                                            "no_triplet_seed1.json"]
+    again = reproduce.main(report_argv(later, "no_triplet"))  # no runs folder at all
+    assert "left out" not in capsys.readouterr().out
+    assert json_ready(again["rows"]) == json_ready(result["rows"])  # NaN (no data) compares as null
+    only_one = reproduce.main(report_argv(later, "no_triplet", seeds=("1",)))
+    assert set(only_one["rows"]["DHVAE w/o triplet (1 seeds)"]["seeds"]) == {1}
+
+
+def test_measurements_taken_differently_are_not_averaged(trained, reported, tmp_path, capsys):
+    later = tmp_path / "later"
+    shutil.copytree(trained / "data", later / "data")
+    shutil.copytree(trained / "measured", later / "measured")
+    path = later / "measured" / "no_triplet_seed1.json"
+    other = json.loads(path.read_text())
+    other["comparable"]["recipe_steps"]["vae"] = 10000
+    path.write_text(json.dumps(other))
+    with pytest.raises(SystemExit, match="measured differently \\(recipe_steps\\)"):
+        reproduce.main(report_argv(later, "no_triplet"))
+
+
 def test_report_without_finished_models_names_the_train_command(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        reproduce.main(["report", "--out", str(tmp_path / "runs"), "--data-root", str(tmp_path / "data")])
+        reproduce.main(["report", "--out", str(tmp_path / "runs"), "--data-root", str(tmp_path / "data"),
+                        "--results", str(tmp_path / "measured")])
     assert "no finished model under" in capsys.readouterr().err
