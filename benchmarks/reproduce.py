@@ -84,6 +84,9 @@ def train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         run.train()
 
 
+MEASUREMENT_KEYS = {"comparable", "metrics", "geometry_per_type", "ground_truth", "measured"}
+
+
 def measurement_path(results: Path, model: str, seed: int) -> Path:
     return results / f"{model}_seed{seed}.json"
 
@@ -128,7 +131,15 @@ def read_measurement(path: Path) -> dict:
         if isinstance(value, dict):
             return {key: restored(item) for key, item in value.items()}
         return float("nan") if value is None else value
-    return restored(json.loads(path.read_text()))
+    try:
+        measurement = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SystemExit(f"error: cannot read the measurement {path} ({error}); remeasure it (--remeasure, with its "
+                         f"trained model) or move it out of {path.parent}") from None
+    if not isinstance(measurement, dict) or not MEASUREMENT_KEYS <= set(measurement):
+        raise SystemExit(f"error: {path} is not a measurement of benchmarks/reproduce.py (it needs the keys "
+                         f"{', '.join(sorted(MEASUREMENT_KEYS))}); move it out of {path.parent}")
+    return restored(measurement)
 
 
 def require_comparable(measurements: dict[Path, dict]) -> None:

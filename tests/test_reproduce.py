@@ -106,6 +106,16 @@ def test_measurements_taken_differently_are_not_averaged(trained, reported, tmp_
         reproduce.main(report_argv(later, "no_triplet"))
 
 
+@pytest.mark.parametrize("content", ["{not json", '{"metrics": {}}'])
+def test_a_broken_measurement_is_named(trained, reported, tmp_path, content):
+    later = tmp_path / "later"
+    shutil.copytree(trained / "data", later / "data")
+    shutil.copytree(trained / "measured", later / "measured")
+    (later / "measured" / "no_triplet_seed0.json").write_text(content)
+    with pytest.raises(SystemExit, match="no_triplet_seed0.json"):
+        reproduce.main(report_argv(later, "no_triplet"))
+
+
 def test_report_without_finished_models_names_the_train_command(tmp_path, capsys):
     with pytest.raises(SystemExit):
         reproduce.main(["report", "--out", str(tmp_path / "runs"), "--data-root", str(tmp_path / "data"),
