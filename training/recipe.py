@@ -48,7 +48,10 @@ class Stage:
 
 # The VAE stage at 10000 steps against 6000 (tiny, one process, 2026-12-03): held-out MPJPE 0.041
 # against 0.050 m (pose 0.031 against 0.038, path 0.026 against 0.032), 0.042 against 0.051 after
-# the contact stage; 6000 steps never reached the 0.05 target after it.
+# the contact stage; 6000 steps never reached the 0.05 target after it. At 8000 (2026-12-04, one
+# process on two threads, 98 min): 0.047 m (pose 0.034, path 0.031), 0.045 after the contact stage
+# (pose 0.036, path 0.027; 12.5 min), so the VAE and contact stages fit one 3-hour session of a
+# 2-core machine, whose files do not outlive it, with the denoiser in the next (10000 would not).
 # The contact stage at weight 1 for 1000 steps against 3 for 500 (one VAE, 2026-12-03): held-out
 # MPJPE 0.051 against 0.058 m, reconstructed R-Precision top 3 0.394 against 0.342, generated
 # 0.359 against 0.330 (ground truth 0.462), FID 7.2 against 8.2, both geometries 82%.
@@ -69,7 +72,7 @@ class Stage:
 # 0.76 at 0.6.
 SAMPLING_TEMPERATURE = 0.8
 RECIPE = (
-    Stage("vae", "vae", 10000, 16, {**VAE_OPTIONS, "--lr": "1e-3", "--eval-every": "500"}),
+    Stage("vae", "vae", 8000, 16, {**VAE_OPTIONS, "--lr": "1e-3", "--eval-every": "500"}),
     Stage("contact", "vae", 1000, 16, {**VAE_OPTIONS, "--w-hand-contact": "1", "--hand-contact-points": "hand_ends",
                                        "--lr": "3e-4", "--eval-every": "125"}, starts_from="vae"),
     Stage("denoiser", "denoiser", 16000, 64, {"--lr": "1e-3", "--latent-scales": "std", "--average-decay": "0.999",
