@@ -56,6 +56,14 @@ def report_argv(root, *models, seeds=("0", "1")):
             *ONE_STEP, *QUICK]
 
 
+def later_session(trained, tmp_path):
+    """A machine that kept only the data and the committed measurements, no trained model."""
+    later = tmp_path / "later"
+    shutil.copytree(trained / "data", later / "data")
+    shutil.copytree(trained / "measured", later / "measured")
+    return later
+
+
 def test_report_averages_each_model_over_its_finished_seeds(trained, reported):
     result, temperatures = reported
     assert result["missing"] == ["flat seed 0", "flat seed 1"]  # not trained: left out, and said so
@@ -80,11 +88,9 @@ def test_report_averages_each_model_over_its_finished_seeds(trained, reported):
 
 
 def test_measurements_outlive_the_trained_models(trained, reported, tmp_path, capsys):
-    """A later session, whose machine kept only the committed measurements, still reports every seed."""
+    """A later session still reports every measured seed."""
     result, _ = reported
-    later = tmp_path / "later"
-    shutil.copytree(trained / "data", later / "data")
-    shutil.copytree(trained / "measured", later / "measured")
+    later = later_session(trained, tmp_path)
     assert sorted(path.name for path in (later / "measured").iterdir()) == ["no_triplet_seed0.json",
                                                                             "no_triplet_seed1.json"]
     again = reproduce.main(report_argv(later, "no_triplet"))  # no runs folder at all
@@ -95,9 +101,7 @@ def test_measurements_outlive_the_trained_models(trained, reported, tmp_path, ca
 
 
 def test_measurements_taken_differently_are_not_averaged(trained, reported, tmp_path, capsys):
-    later = tmp_path / "later"
-    shutil.copytree(trained / "data", later / "data")
-    shutil.copytree(trained / "measured", later / "measured")
+    later = later_session(trained, tmp_path)
     path = later / "measured" / "no_triplet_seed1.json"
     other = json.loads(path.read_text())
     other["comparable"]["recipe_steps"]["vae"] = 10000
@@ -108,9 +112,7 @@ def test_measurements_taken_differently_are_not_averaged(trained, reported, tmp_
 
 @pytest.mark.parametrize("content", ["{not json", '{"metrics": {}}'])
 def test_a_broken_measurement_is_named(trained, reported, tmp_path, content):
-    later = tmp_path / "later"
-    shutil.copytree(trained / "data", later / "data")
-    shutil.copytree(trained / "measured", later / "measured")
+    later = later_session(trained, tmp_path)
     (later / "measured" / "no_triplet_seed0.json").write_text(content)
     with pytest.raises(SystemExit, match="no_triplet_seed0.json"):
         reproduce.main(report_argv(later, "no_triplet"))
