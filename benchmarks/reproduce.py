@@ -126,7 +126,7 @@ def measure(run: RecipeRun, model: str, seed: int, args: argparse.Namespace) -> 
 
 
 def read_measurement(path: Path) -> dict:
-    """A measurement as written, with NaN (a metric without data) back where JSON holds null."""
+    """A measurement as written, with NaN (a metric without data) back where JSON holds null for it."""
     def restored(value):
         if isinstance(value, dict):
             return {key: restored(item) for key, item in value.items()}
@@ -139,7 +139,9 @@ def read_measurement(path: Path) -> dict:
     if not isinstance(measurement, dict) or not MEASUREMENT_KEYS <= set(measurement):
         raise SystemExit(f"error: {path} is not a measurement of benchmarks/reproduce.py (it needs the keys "
                          f"{', '.join(sorted(MEASUREMENT_KEYS))}); move it out of {path.parent}")
-    return restored(measurement)
+    # Only numbers may be null for NaN: a null among the settings stays None, or it would never equal itself.
+    return {**measurement, **{key: restored(measurement[key]) for key in ("metrics", "geometry_per_type",
+                                                                          "ground_truth")}}
 
 
 def require_comparable(measurements: dict[Path, dict]) -> None:
@@ -161,8 +163,7 @@ def report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
         path = measurement_path(args.results, model, seed)
         if run.finished(RECIPE[-1]) and (args.remeasure or not path.exists()):
             write_json(path, measure(run, model, seed, args))
-    paths = {key: measurement_path(args.results, *key) for key in requested}
-    measured = {key: path for key, path in paths.items() if path.exists()}
+    measured = {key: path for key in requested if (path := measurement_path(args.results, *key)).exists()}
     missing = sorted(set(requested) - set(measured))
     if not measured:
         parser.error(f"no finished model under {args.out} and no measurement in {args.results}; train them first: "

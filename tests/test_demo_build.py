@@ -115,7 +115,6 @@ def test_the_small_recipe_runs_every_stage_on_the_small_preset(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["vae"]  # refused before any stage ran
 
 
-
 def test_the_carried_run_leaves_only_the_denoiser_stage(tmp_path):
     """benchmarks/results/recipe_tiny_seed0 is the recipe's run after its VAE stages: copied into an
     --out it must count as finished up to the denoiser, with the recipe's options and a loadable model."""

@@ -96,6 +96,8 @@ def test_measurements_outlive_the_trained_models(trained, reported, tmp_path, ca
     again = reproduce.main(report_argv(later, "no_triplet"))  # no runs folder at all
     assert "left out" not in capsys.readouterr().out
     assert json_ready(again["rows"]) == json_ready(result["rows"])  # NaN (no data) compares as null
+    reproduce.main(report_argv(later, "no_triplet", "flat"))
+    assert "neither measured nor finished, left out: flat seed 0, flat seed 1" in capsys.readouterr().out
     only_one = reproduce.main(report_argv(later, "no_triplet", seeds=("1",)))
     assert set(only_one["rows"]["DHVAE w/o triplet (1 seeds)"]["seeds"]) == {1}
 
@@ -103,9 +105,12 @@ def test_measurements_outlive_the_trained_models(trained, reported, tmp_path, ca
 def test_measurements_taken_differently_are_not_averaged(trained, reported, tmp_path, capsys):
     later = later_session(trained, tmp_path)
     path = later / "measured" / "no_triplet_seed1.json"
-    other = json.loads(path.read_text())
-    other["comparable"]["recipe_steps"]["vae"] = 10000
-    path.write_text(json.dumps(other))
+    for name in ("no_triplet_seed0.json", "no_triplet_seed1.json"):
+        measurement = json.loads((later / "measured" / name).read_text())
+        measurement["comparable"]["protocol"]["unset"] = None  # null on both sides: no difference
+        if name == path.name:
+            measurement["comparable"]["recipe_steps"]["vae"] = 10000
+        (later / "measured" / name).write_text(json.dumps(measurement))
     with pytest.raises(SystemExit, match="measured differently \\(recipe_steps\\)"):
         reproduce.main(report_argv(later, "no_triplet"))
 
