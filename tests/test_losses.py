@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+import training.losses
 from dhvae_sdk.models import LatentPosterior, LossConfig, build_model, build_vae, get_preset
 from dhvae_sdk.models.config import HAND_CONTACT_POINTS
 from dhvae_sdk.motion import Normalizer
 from dhvae_sdk.motion.interhuman import FOOT_CONTACTS, POSITIONS, ROTATIONS, VELOCITIES, interaction_features
 from dhvae_sdk.motion.skeleton import JOINT_INDEX
+from dhvae_sdk.physics import contact_test
 from tests.fk_motions import fk_pair_raw
 from training.losses import (
     HAND_POINT_MAPS, MotionRepresentation, distance_map_loss, hand_ends, joint_metres_loss, kl_loss, negative_shifts,
@@ -121,6 +123,24 @@ def test_contact_test_sees_touching_and_separated_pairs():
     mask = torch.ones(1, 24, dtype=torch.bool)
     contact = pairs_in_contact(torch.cat([touching, apart]), mask.repeat(2, 1), REPRESENTATION, LossConfig())
     assert contact.tolist() == [True, False]
+
+
+def test_contact_test_keeps_to_the_training_threads(monkeypatch):
+    threads_used = []
+
+    def recording_test(*args, threads=None, **kwargs):
+        threads_used.append(threads)
+        return contact_test(*args, threads=threads, **kwargs)
+
+    monkeypatch.setattr(training.losses, "contact_test", recording_test)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        motion = real_pairs(1)
+        pairs_in_contact(motion, torch.ones(1, 24, dtype=torch.bool), REPRESENTATION, LossConfig())
+    finally:
+        torch.set_num_threads(previous)
+    assert threads_used == [1]
 
 
 def test_vae_losses_weighted_sum_and_representation_without_joints():

@@ -140,11 +140,15 @@ def joints_of(motion: torch.Tensor, representation: MotionRepresentation) -> tor
 
 def pairs_in_contact(motion: torch.Tensor, mask: torch.Tensor, representation: MotionRepresentation,
                      config: LossConfig) -> torch.Tensor:
-    """Bool [B]: do the two (real) bodies touch in any frame (dilated voxel overlap)?"""
+    """Bool [B]: do the two (real) bodies touch in any frame (dilated voxel overlap)?
+
+    The test runs on the training process's torch threads (``--threads``): left to its default of
+    every core, each of two single-threaded jobs sharing a 2-core machine would use both."""
     with torch.no_grad():
         joints = joints_of(motion.float(), representation).cpu().numpy()
         touching = contact_test(joints[:, :, 0], joints[:, :, 1], voxel=config.contact_voxel,
-                                dilation=config.contact_dilation, lengths=mask.sum(dim=1).cpu().numpy())
+                                dilation=config.contact_dilation, lengths=mask.sum(dim=1).cpu().numpy(),
+                                threads=torch.get_num_threads())
     return torch.as_tensor(touching, dtype=torch.bool, device=motion.device)
 
 

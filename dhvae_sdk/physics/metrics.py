@@ -131,13 +131,14 @@ def physics_metrics(body_a, body_b, should_touch=None, lengths=None, config: Phy
 
 
 def contact_test(joints_a, joints_b, voxel: float = 0.02, dilation: int = 1, lengths=None,
-                 device: str = "auto") -> np.ndarray:
+                 device: str = "auto", threads: int | None = None) -> np.ndarray:
     """Do the capsule bodies of joints [N, T, 22, 3] touch (dilated overlap) in some real frame? bool [N].
 
     The triplet loss uses this to pick the positive offset range for each training pair.
+    ``threads`` limits the CPU path (default: every core this process may use).
     """
     a, b = CapsuleBody(joints_a), CapsuleBody(joints_b)
-    counts = overlap_counts(a, b, voxel, dilation, device)
+    counts = overlap_counts(a, b, voxel, dilation, device, threads)
     return ((counts > 0) & frame_mask(a.batch_shape, lengths)).any(axis=1)
 
 
