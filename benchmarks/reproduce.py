@@ -8,7 +8,7 @@ different --seeds share a 2-core machine best (one single-threaded process each)
 
 ``python benchmarks/reproduce.py report`` measures every finished model that has no measurement
 yet with the quality benchmark (``benchmarks/quality.py``) and the per-type geometry check
-(``benchmarks.geometry``), both sampling at the recipe's temperature, and keeps each in
+(``benchmarks.geometry``), both sampling at the recipe's temperature and guidance, and keeps each in
 RESULTS/MODEL_seedN.json: small files meant to be committed, so that models trained in different
 sessions (or on different machines) add up. It then writes each model's mean over all its
 measured seeds +- the 95% interval across seeds (JSON and a Markdown table next to it); it
@@ -29,7 +29,9 @@ if __package__ in (None, ""):  # run as `python benchmarks/reproduce.py`: make t
 from benchmarks import geometry, quality  # noqa: E402
 from benchmarks.quality_report import COLUMNS, GROUND_TRUTH, markdown_table, write_json, write_text  # noqa: E402
 from dhvae_sdk.evaluation.protocol import summarize  # noqa: E402
-from training.recipe import RECIPE, SAMPLING_TEMPERATURE, RecipeRun, add_recipe_arguments, recipe_run  # noqa: E402
+from training.recipe import (  # noqa: E402
+    RECIPE, SAMPLING_GUIDANCE, SAMPLING_TEMPERATURE, RecipeRun, add_recipe_arguments, recipe_run,
+)
 
 # folder: (row label, the options of both VAE stages that replace the recipe's)
 ABLATION = {
@@ -107,9 +109,9 @@ def measure(run: RecipeRun, model: str, seed: int, args: argparse.Namespace) -> 
         "--json", str(run.out / "quality.json"), "--replications", str(args.replications),
         "--mmodality-texts", str(args.mmodality_texts), "--mmodality-repeats", str(args.mmodality_repeats),
         "--diversity-pairs", str(args.diversity_pairs), "--batch-size", str(args.batch_size),
-        "--steps", str(args.sampling_steps), "--temperature", str(SAMPLING_TEMPERATURE), "--backend", "torch",
-        "--device", "cpu"])
-    generated = geometry.run(str(checkpoint), args.data_root, "test", seed=0, limit=None,
+        "--steps", str(args.sampling_steps), "--temperature", str(SAMPLING_TEMPERATURE),
+        "--guidance", str(SAMPLING_GUIDANCE), "--backend", "torch", "--device", "cpu"])
+    generated = geometry.run(str(checkpoint), args.data_root, "test", seed=0, limit=None, guidance=SAMPLING_GUIDANCE,
                              temperature=SAMPLING_TEMPERATURE)["generated"]["summary"]
     settings = record["settings"]
     comparable = {"recipe_preset": run.preset, "recipe_steps": run.steps, "data": data_fingerprint(args.data_root),

@@ -9,7 +9,7 @@ from benchmarks import reproduce
 from benchmarks.quality_report import json_ready
 from dhvae_sdk.checkpoint import load_checkpoint
 from training.data.synthetic import generate_dataset
-from training.recipe import SAMPLING_TEMPERATURE
+from training.recipe import SAMPLING_GUIDANCE, SAMPLING_TEMPERATURE
 
 ONE_STEP = ["--vae-steps", "1", "--contact-steps", "1", "--denoiser-steps", "1", "--max-frames", "40"]
 QUICK = ["--replications", "2", "--batch-size", "4", "--sampling-steps", "2", "--mmodality-texts", "2",
@@ -37,17 +37,17 @@ def test_each_seed_trains_its_own_model_with_the_ablations_options(trained):
 
 @pytest.fixture(scope="module")
 def reported(trained):
-    """The report of two finished seeds (and one model never trained), geometry calls recorded."""
-    measure_geometry, temperatures = reproduce.geometry.run, []
+    """The report of two finished seeds (and one model never trained), geometry's sampling recorded."""
+    measure_geometry, sampling = reproduce.geometry.run, []
 
-    def recording_geometry(*args, temperature=None, **kwargs):
-        temperatures.append(temperature)
-        return measure_geometry(*args, temperature=temperature, **kwargs)
+    def recording_geometry(*args, guidance=None, temperature=None, **kwargs):
+        sampling.append((guidance, temperature))
+        return measure_geometry(*args, guidance=guidance, temperature=temperature, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(reproduce.geometry, "run", recording_geometry)
         result = reproduce.main(report_argv(trained, "no_triplet", "flat"))
-    return result, temperatures
+    return result, sampling
 
 
 def report_argv(root, *models, seeds=("0", "1")):
@@ -65,7 +65,7 @@ def later_session(trained, tmp_path):
 
 
 def test_report_averages_each_model_over_its_finished_seeds(trained, reported):
-    result, temperatures = reported
+    result, sampling = reported
     assert result["missing"] == ["flat seed 0", "flat seed 1"]  # not trained: left out, and said so
     row = result["rows"]["DHVAE w/o triplet (2 seeds)"]
     assert set(row["seeds"]) == {0, 1} and set(result["rows"]) == {"Ground truth", "DHVAE w/o triplet (2 seeds)"}
@@ -82,9 +82,11 @@ def test_report_averages_each_model_over_its_finished_seeds(trained, reported):
     saved = json.loads((trained / "reproduction.json").read_text())
     assert saved["settings"]["training_seeds"] == [0, 1] and saved["settings"]["recipe_steps"]["denoiser"] == 1
     assert saved["settings"]["recipe_preset"] == "tiny"
-    # Both benchmarks sample at the recipe's temperature, a departure from the protocol's unit noise.
-    assert saved["settings"]["temperature"] == SAMPLING_TEMPERATURE and temperatures == [SAMPLING_TEMPERATURE] * 2
+    # Both benchmarks sample at the recipe's temperature and guidance, departures from the protocol.
+    assert (saved["settings"]["guidance"], saved["settings"]["temperature"]) == (SAMPLING_GUIDANCE, SAMPLING_TEMPERATURE)
+    assert sampling == [(SAMPLING_GUIDANCE, SAMPLING_TEMPERATURE)] * 2
     assert f"temperature: {SAMPLING_TEMPERATURE} (protocol: 1.0)" in saved["settings"]["deviations"]
+    assert f"guidance: {SAMPLING_GUIDANCE} (protocol: 3.5)" in saved["settings"]["deviations"]
 
 
 def test_measurements_outlive_the_trained_models(trained, reported, tmp_path, capsys):

@@ -232,15 +232,16 @@ def test_average_decay_checkpoints_the_average_and_resumes_it(vae_run, two_pairs
 
 
 @VAE_RUN
-def test_prediction_and_temperature_options_change_the_config_and_keep_the_vae(vae_run, two_pairs, tmp_path):
+def test_prediction_and_sampling_options_change_the_config_and_keep_the_vae(vae_run, two_pairs, tmp_path):
     out = tmp_path / "epsilon"
     run_main(*denoiser_args(two_pairs, vae_run, out, 2, "--batch-size", 4, "--prediction", "epsilon",
-                            "--temperature", "0.7"))
+                            "--temperature", "0.7", "--guidance", "2"))
     trained = load_checkpoint(out / "checkpoint.safetensors")
     vae = load_checkpoint(vae_run / "checkpoint.safetensors")
     # The tiny preset predicts x0 and samples from unit noise; the options override both for this run only.
     assert (trained.config.denoiser.prediction, vae.config.denoiser.prediction) == ("epsilon", "x0")
     assert (trained.config.denoiser.temperature, vae.config.denoiser.temperature) == (0.7, 1.0)
+    assert (trained.config.denoiser.guidance, vae.config.denoiser.guidance) == (2.0, 3.5)
     # The config refuses a temperature out of range before the latents are encoded.
     refused = tmp_path / "too_hot"
     with pytest.raises(SystemExit, match="denoiser.temperature must be from 0 to 2, got 2.5"):

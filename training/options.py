@@ -114,6 +114,9 @@ class TrainOptions:
     temperature: float | None = option(
         help="denoiser stage: the sampling temperature (scale of the starting noise, 0 to 2) the checkpoint records "
              "as the model's default (default: the VAE checkpoint's config, 1 as the release samples)")
+    guidance: float | None = option(
+        help="denoiser stage: the classifier-free guidance scale the checkpoint records as the model's default "
+             "(default: the VAE checkpoint's config, the dataset's protocol scale)")
     synthetic_samples: int = option(2000, help="pairs to generate when --dataset synthetic and --data-root does "
                                                "not exist")
 

@@ -57,6 +57,7 @@ class StageOptions:
     latent_scales: str = "release"  # denoiser stage: "release" (fixed 1, 1, 1/5) or "std" (estimated)
     prediction: str | None = None  # denoiser stage: the denoiser's target instead of the VAE config's
     temperature: float | None = None  # denoiser stage: the sampling default instead of the VAE config's
+    guidance: float | None = None  # denoiser stage: the guidance default instead of the VAE config's
 
     def __post_init__(self):
         if self.dataset not in DATASETS:

@@ -177,7 +177,8 @@ class DenoiserStage:
                 f"{options.preset} --dataset {options.dataset} was given; pass the matching preset and dataset"
             )
         self.model, self.options, self.context = checkpoint.model, options, context
-        self._use_denoiser_options(prediction=options.prediction, temperature=options.temperature)
+        self._use_denoiser_options(prediction=options.prediction, temperature=options.temperature,
+                                   guidance=options.guidance)
         self._use_clip_weights(json.loads(checkpoint.metadata["config"])["text"]["clip_weights"])
         self.feature_mean, self.feature_std = checkpoint.feature_mean.cpu(), checkpoint.feature_std.cpu()
         self.model.vae.requires_grad_(False)
@@ -208,9 +209,9 @@ class DenoiserStage:
                                        context)
 
     def _use_denoiser_options(self, **given) -> None:
-        """--prediction (the target: it decides the loss and the sampler, not a weight) and
-        --temperature (the sampling default) replace the VAE checkpoint's in the config the
-        checkpoint will hold."""
+        """--prediction (the target: it decides the loss and the sampler, not a weight),
+        --temperature and --guidance (sampling defaults) replace the VAE checkpoint's in the config
+        the checkpoint will hold."""
         changes = {name: value for name, value in given.items() if value is not None}
         if changes:
             denoiser = replace(self.model.config.denoiser, **changes)
