@@ -181,7 +181,7 @@ def report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
         seeds = {key[1]: measurements[path] for key, path in measured.items() if key[0] == model}
         if seeds:
             summary = summarize([measurement["metrics"] for measurement in seeds.values()])
-            rows[f"{ABLATION[model][0]} ({len(seeds)} seeds)"] = {
+            rows[f"{ABLATION[model][0]} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})"] = {
                 "seeds": {seed: {key: measurement[key] for key in ("metrics", "geometry_per_type", "measured")}
                           for seed, measurement in seeds.items()},
                 "summary": summary}

@@ -101,7 +101,7 @@ def test_measurements_outlive_the_trained_models(trained, reported, tmp_path, ca
     reproduce.main(report_argv(later, "no_triplet", "flat"))
     assert "neither measured nor finished, left out: flat seed 0, flat seed 1" in capsys.readouterr().out
     only_one = reproduce.main(report_argv(later, "no_triplet", seeds=("1",)))
-    assert set(only_one["rows"]["DHVAE w/o triplet (1 seeds)"]["seeds"]) == {1}
+    assert set(only_one["rows"]["DHVAE w/o triplet (1 seed)"]["seeds"]) == {1}
 
 
 def test_measurements_taken_differently_are_not_averaged(trained, reported, tmp_path, capsys):
