@@ -58,12 +58,12 @@ class Stage:
 # The denoiser's weight average (decay 0.999) against none (8000 steps on the 10000-step VAE, 2026-12-03):
 # held-out denoising loss 0.129 against 0.138, generated R-Precision top 3 0.360 against 0.352 (ground
 # truth 0.453, 4 replications), FID 5.7 against 6.1, geometry 75% against 67% (guidance 3.5).
-# The denoiser at 16000 steps against 8000 (one run resumed, on the embedded demo's VAE, 2026-12-04,
+# The denoiser at 16000 steps against 8000 (one run resumed, on the 2026-12-03 demo's VAE, 2026-12-04,
 # guidance 3.5, temperature 0.8, 4 replications): held-out denoising loss 0.130 against 0.141,
 # generated R-Precision top 3 0.357 against 0.351 (ground truth 0.453), FID 6.2 against 7.5, MM-Dist
 # 0.83 against 0.93, geometry 85% against 83% (at temperature 1: 86% against 80%).
 # The sampling temperature the denoiser's checkpoint records as its default (2026-12-04, guidance 3.5,
-# 4 replications): on the embedded demo model 1 / 0.8 / 0.6 gave generated R-Precision top 3 0.358 /
+# 4 replications): on the 2026-12-03 demo model 1 / 0.8 / 0.6 gave generated R-Precision top 3 0.358 /
 # 0.365 / 0.365 (ground truth 0.453), MM-Dist 0.92 / 0.85 / 0.82 and geometry 82% / 83% / 84%, but
 # handshakes 93% / 89% / 85%; on its VAE with this recipe's denoiser, 1 / 0.8 / 0.7 gave top 3 0.339 /
 # 0.351 / 0.351, MM-Dist 0.99 / 0.93 / 0.93, FID 7.3 / 7.5 / 7.8 and geometry 80% / 83% / 82%
@@ -73,7 +73,7 @@ class Stage:
 SAMPLING_TEMPERATURE = 0.8
 # The guidance scale the denoiser's checkpoint records as its default, below the protocol's 3.5: on two
 # models a stronger guidance lowered FID but also the text match and the geometry pass (temperature
-# 0.8, 4 replications, ground truth 0.453). The embedded demo's VAE with 16000 denoiser steps: top 3
+# 0.8, 4 replications, ground truth 0.453). The 2026-12-03 demo's VAE with 16000 denoiser steps: top 3
 # 0.374 at 2 against 0.357 at 3.5, geometry 88% against 85%. The recipe's seed-0 run (2026-12-04):
 # top 3 0.365 / 0.360 / 0.325 at 1.5 / 2 / 3.5, MM-Dist 0.89 / 0.91 / 1.06, FID 6.5 / 6.0 / 4.3,
 # geometry 82% at 2 against 78% at 1 and 76% at 3.5; 2 replications at 1 / 5 / 7: top 3 0.368 /
