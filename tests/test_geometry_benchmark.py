@@ -10,11 +10,13 @@ from PIL import Image
 from benchmarks.geometry import (
     HAND_TYPES, closest_hands, closest_joints, hand_distances, main, measure, passes, render_closest_hands, summarize,
 )
-from dhvae_sdk.checkpoint import save_checkpoint
+from dhvae_sdk.checkpoint import load_checkpoint, save_checkpoint
 from dhvae_sdk.models import build_model
+from dhvae_sdk.motion import features_to_joints
 from dhvae_sdk.motion.skeleton import JOINT_INDEX, NUM_JOINTS, forward_kinematics
 from dhvae_sdk.visualize import render_frame
 from model_fixtures import micro_config
+from training.data import InterHumanDataset
 from training.data.synthetic import generate_dataset
 
 
@@ -89,7 +91,34 @@ def test_the_command_scores_generations_at_the_given_guidance(tmp_path):
                     for guidance in (1.0, 6.0))
     assert len(weak) == 2 and weak != strong  # same seeds, other guidance: other motions
     assert results[1.0]["ground truth"] == results[6.0]["ground truth"]
+    assert results[1.0]["reconstructed"] == results[6.0]["reconstructed"]  # guidance plays no part in it
     assert json.loads((tmp_path / "6.0.json").read_text()) == results[6.0]
     hand_types = {sample["interaction"] for sample in results[6.0]["generated"]["samples"]} & set(HAND_TYPES)
     assert hand_types and sorted(path.name for path in (tmp_path / "frames-6.0").iterdir()) \
         == sorted(f"{interaction}.png" for interaction in hand_types)
+
+
+def test_reconstructions_are_the_vae_posterior_means_decoded(tmp_path):
+    data = tmp_path / "procedural"
+    generate_dataset(data, 20, seed=0, workers=1)
+    config = micro_config()
+    model = build_model(replace(config, vae=replace(config.vae, max_frames=300)))
+    mean, std = torch.linspace(-0.5, 0.5, 262), torch.linspace(0.5, 2.0, 262)
+    checkpoint = tmp_path / "model.safetensors"
+    save_checkpoint(checkpoint, model, feature_mean=mean, feature_std=std, latent_scales=torch.ones(3), stage="denoiser")
+    result = main(["--model", str(checkpoint), "--data-root", str(data), "--limit", "2"])
+    dataset = InterHumanDataset(data, split="test", normalize=False, mirror=False, swap_persons=False, seed=0)
+    vae = load_checkpoint(checkpoint).model.vae
+    for index, sample in enumerate(result["reconstructed"]["samples"]):
+        item = dataset[index]
+        normalized = (item["motion"][:int(item["length"])] - mean) / std
+        mask = torch.ones(1, len(normalized), dtype=torch.bool)
+        with torch.no_grad():
+            decoded = torch.stack(vae.decode(vae.encode(normalized[None, :, 0], normalized[None, :, 1], mask).mean,
+                                             mask), dim=2)[0]
+        joints = features_to_joints((decoded * std + mean).numpy())
+        assert sample["name"] == item["name"]
+        assert sample["closest_hands_m"] == pytest.approx(closest_hands(joints), abs=1e-4)
+        assert sample["closest_joints_m"] == pytest.approx(closest_joints(joints), abs=1e-4)
+        truth = result["ground truth"]["samples"][index]
+        assert sample["closest_joints_m"] != pytest.approx(truth["closest_joints_m"], abs=1e-3)  # an untrained VAE
