@@ -63,8 +63,9 @@ class Stage:
 # 0.123 against 0.122, generated R-Precision top 3 0.360 against 0.361 (ground truth 0.453), FID 6.0
 # against 7.3, geometry 82% against 77% (high fives 33% against 14%).
 # 8 latent tokens per group against 4 (VAE stage, seed 0, same schedule, held-out MPJPE at equal
-# steps, 2026-12-04): 0.083 against 0.082 m at step 4000 (pose 0.045 against 0.046, body motion
-# ratio 0.42 against 0.43): the latent's size is not what limits the reconstruction.
+# steps, 2026-12-04): 0.083 against 0.082 m at step 4000 and 0.067 against 0.064 at 5000 (pose
+# 0.041 against 0.041, body motion ratio 0.43 against 0.44): the latent's size is not what limits
+# the reconstruction.
 # The denoiser at 16000 steps against 8000 (one run resumed, on the 2026-12-03 demo's VAE, 2026-12-04,
 # guidance 3.5, temperature 0.8, 4 replications): held-out denoising loss 0.130 against 0.141,
 # generated R-Precision top 3 0.357 against 0.351 (ground truth 0.453), FID 6.2 against 7.5, MM-Dist
