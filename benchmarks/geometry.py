@@ -19,8 +19,8 @@ interaction type (the generator's label in ``synthetic_meta.json``):
 The ground truth is checked the same way (its pass rate is the check's ceiling), and so is its
 reconstruction through the model's VAE (posterior means, decoded at the sequence's length): a
 type whose reconstructions pass but whose generations do not is lost by the denoiser, not by
-the VAE. The table gives the pass rate per type, the median closest distance, and the overall rate over the
-checked types; ``--json`` keeps every sample's numbers. ``--frames-dir DIR`` draws the first
+the VAE. The table gives the pass rate per type, the median closest distance, and the overall
+rate over the checked types; ``--json`` keeps every sample's numbers. ``--frames-dir DIR`` draws the first
 generated sample of each hand type (DIR/TYPE.png, the first in split order, not the best) at
 the frame where its hands come closest.
 """
@@ -41,7 +41,6 @@ from tqdm import tqdm
 from dhvae_sdk import Generator
 from dhvae_sdk.atomic_file import atomic_output
 from dhvae_sdk.motion import features_to_joints
-from dhvae_sdk.runtime import Backend
 from dhvae_sdk.physics.bodies import HAND_CAPSULES
 from training.data import InterHumanDataset
 from training.data.procedural.catalog import APART_SCENES
@@ -126,13 +125,6 @@ def read_types(root: Path) -> dict[str, str]:
     return {name: entry["interaction"] for name, entry in json.loads(path.read_text(encoding="utf-8")).items()}
 
 
-def reconstructed_joints(backend: Backend, features: np.ndarray) -> np.ndarray:
-    """Raw two-person features [T, 2, D] through the VAE (posterior means) -> joints [T, 2, J, 3]."""
-    normalized = backend.normalizer.normalize(features.astype(np.float64))[None].astype(np.float32)
-    decoded = backend.decode(backend.encode(normalized), len(features))[0]
-    return features_to_joints(backend.normalizer.denormalize(decoded.astype(np.float64)))
-
-
 def run(model: str | None, root: Path, split: str, seed: int, limit: int | None,
         guidance: float | None = None, temperature: float | None = None, frames_dir: Path | None = None) -> dict:
     types = read_types(root)
@@ -148,7 +140,8 @@ def run(model: str | None, root: Path, split: str, seed: int, limit: int | None,
         [motion] = generator.generate(text, frames=frames, seed=seed + index, guidance=guidance,
                                        temperature=temperature)
         rows["ground truth"].append(measure(name, types[name], text, features_to_joints(features)))
-        rows["reconstructed"].append(measure(name, types[name], text, reconstructed_joints(generator.backend, features)))
+        reconstructed = features_to_joints(generator.backend.reconstruct(features[None])[0])
+        rows["reconstructed"].append(measure(name, types[name], text, reconstructed))
         rows["generated"].append(measure(name, types[name], text, motion.joints))
         if frames_dir is not None and types[name] in HAND_TYPES and types[name] not in drawn:
             drawn.add(types[name])
@@ -182,7 +175,8 @@ def table(result: dict) -> str:
         check = ("hands <= 0.10 m" if interaction in HAND_TYPES
                  else "joints >= 0.3 m" if interaction in APART_TYPES else "none")
         lines.append(f"| {interaction} | {check} | {row['samples']} | {rate(truth['per_type'][interaction]['pass_rate'])} "
-                     f"| {rate(reconstructed['per_type'][interaction]['pass_rate'])} | {rate(row['pass_rate'])} | {row['median_closest_hands_m']:.3f} "
+                     f"| {rate(reconstructed['per_type'][interaction]['pass_rate'])} | {rate(row['pass_rate'])} "
+                     f"| {row['median_closest_hands_m']:.3f} "
                      f"| {row['median_closest_joints_m']:.3f} |")
     lines.append(f"| all checked | | | {rate(truth['overall_pass_rate'])} | {rate(reconstructed['overall_pass_rate'])} "
                  f"| {rate(generated['overall_pass_rate'])} | | |")

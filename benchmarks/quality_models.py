@@ -92,11 +92,8 @@ class ModelUnderTest:
         for group in same_length_groups(lengths):
             for start in range(0, len(group), self.batch_size):
                 rows = group[start:start + self.batch_size]
-                normalized = self.backend.normalizer.normalize(np.stack([motions[i] for i in rows]).astype(np.float64))
-                latents = self.backend.encode(normalized.astype(np.float32))
-                decoded = self.backend.decode(latents, int(lengths[rows[0]]))
-                for row, features in zip(rows, self._raw(decoded)):
-                    reconstructions[row] = features
+                for row, features in zip(rows, self.backend.reconstruct(np.stack([motions[i] for i in rows]))):
+                    reconstructions[row] = features.astype(np.float32)
                 if progress is not None:
                     progress(len(rows))
         return reconstructions

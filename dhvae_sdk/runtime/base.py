@@ -162,3 +162,10 @@ class Backend(ABC):
     @abstractmethod
     def encode(self, features: np.ndarray) -> np.ndarray:
         """Normalized features [B, T, 2, F] -> posterior-mean latents [B, N, d_z] (denoiser space)."""
+
+    def reconstruct(self, features: np.ndarray) -> np.ndarray:
+        """Raw features [B, T, 2, F] through the VAE (posterior means, decoded at T frames) -> raw
+        features [B, T, 2, F] (float64): how much of a motion the latent keeps."""
+        normalized = self.normalizer.normalize(features.astype(np.float64)).astype(np.float32)
+        decoded = self.decode(self.encode(normalized), features.shape[1])
+        return self.normalizer.denormalize(decoded.astype(np.float64))
