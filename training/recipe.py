@@ -56,7 +56,11 @@ class Stage:
 # VAEs of seeds 0 and 1, 2026-12-04, 46 min on one thread beside another training): MPJPE on the 300
 # test clips 0.049 and 0.048 m against 0.051 and 0.052 (pose 0.037 / 0.038 against 0.039 / 0.040,
 # path 0.030 / 0.031 against 0.032 / 0.033; held-out 0.043 against 0.045 and 0.046): the longer
-# fine-tune, not a longer VAE stage, brings the VAE under the 0.05 m target.
+# fine-tune, not a longer VAE stage, brings the VAE under the 0.05 m target, and the two VAE stages
+# still fit one session (the fine-tune about 3 x 12.5 min on two threads). With the recipe's denoiser
+# on each (guidance 2, temperature 0.8, 4 replications): generated R-Precision top 3 0.392 and 0.375
+# against 0.360 and 0.365 (ground truth 0.453), FID 6.1 and 6.6 against 6.0 and 7.7, geometry 84%
+# and 74% against 82% and 77%.
 # The contact stage at weight 1 for 1000 steps against 3 for 500 (one VAE, 2026-12-03): held-out
 # MPJPE 0.051 against 0.058 m, reconstructed R-Precision top 3 0.394 against 0.342, generated
 # 0.359 against 0.330 (ground truth 0.462), FID 7.2 against 8.2, both geometries 82%.
