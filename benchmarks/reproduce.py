@@ -114,7 +114,8 @@ def measure(run: RecipeRun, model: str, seed: int, args: argparse.Namespace) -> 
     generated = geometry.run(str(checkpoint), args.data_root, "test", seed=0, limit=None, guidance=SAMPLING_GUIDANCE,
                              temperature=SAMPLING_TEMPERATURE)["generated"]["summary"]
     settings = record["settings"]
-    comparable = {"recipe_preset": run.preset, "recipe_steps": run.steps, "data": data_fingerprint(args.data_root),
+    comparable = {"recipe_preset": run.preset, "recipe_steps": run.steps, "recipe_options": run.trained_options(),
+                  "data": data_fingerprint(args.data_root),
                   "evaluator": settings["evaluator"]["config"],
                   **{key: settings[key] for key in ("test_samples", "guidance", "temperature", "steps", "protocol",
                                                     "deviations")}}

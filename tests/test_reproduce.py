@@ -82,6 +82,11 @@ def test_report_averages_each_model_over_its_finished_seeds(trained, reported):
     saved = json.loads((trained / "reproduction.json").read_text())
     assert saved["settings"]["training_seeds"] == [0, 1] and saved["settings"]["recipe_steps"]["denoiser"] == 1
     assert saved["settings"]["recipe_preset"] == "tiny"
+    # What each stage trained with, as its run.json says, without the machine's paths or the seed.
+    trained_with = saved["settings"]["recipe_options"]
+    assert (trained_with["vae"]["w_tri"], trained_with["contact"]["w_hand_contact"]) == (0.0, 1.0)
+    assert (trained_with["denoiser"]["latent_scales"], trained_with["denoiser"]["denoiser_layers"]) == ("std", None)
+    assert not {"data_root", "vae", "seed"} & {name for options in trained_with.values() for name in options}
     # Both benchmarks sample at the recipe's temperature and guidance, departures from the protocol.
     assert (saved["settings"]["guidance"], saved["settings"]["temperature"]) == (SAMPLING_GUIDANCE, SAMPLING_TEMPERATURE)
     assert sampling == [(SAMPLING_GUIDANCE, SAMPLING_TEMPERATURE)] * 2
@@ -104,16 +109,19 @@ def test_measurements_outlive_the_trained_models(trained, reported, tmp_path, ca
     assert set(only_one["rows"]["DHVAE w/o triplet (1 seed)"]["seeds"]) == {1}
 
 
-def test_measurements_taken_differently_are_not_averaged(trained, reported, tmp_path, capsys):
+@pytest.mark.parametrize("key, stage, option, value", [("recipe_steps", None, "vae", 10000),
+                                                       ("recipe_options", "denoiser", "denoiser_layers", 6)])
+def test_measurements_taken_differently_are_not_averaged(trained, reported, tmp_path, key, stage, option, value):
     later = later_session(trained, tmp_path)
     path = later / "measured" / "no_triplet_seed1.json"
     for name in ("no_triplet_seed0.json", "no_triplet_seed1.json"):
         measurement = json.loads((later / "measured" / name).read_text())
         measurement["comparable"]["protocol"]["unset"] = None  # null on both sides: no difference
         if name == path.name:
-            measurement["comparable"]["recipe_steps"]["vae"] = 10000
+            changed = measurement["comparable"][key]
+            (changed if stage is None else changed[stage])[option] = value
         (later / "measured" / name).write_text(json.dumps(measurement))
-    with pytest.raises(SystemExit, match="measured differently \\(recipe_steps\\)"):
+    with pytest.raises(SystemExit, match=f"measured differently \\({key}\\)"):
         reproduce.main(report_argv(later, "no_triplet"))
 
 

@@ -255,6 +255,23 @@ def test_prediction_and_sampling_options_change_the_config_and_keep_the_vae(vae_
     torch.testing.assert_close(objective.scheduler.training_target(x0, noise, torch.tensor([5, 900])), noise)
 
 
+@VAE_RUN
+def test_denoiser_layers_option_trains_a_denoiser_of_that_depth(vae_run, two_pairs, tmp_path):
+    out = tmp_path / "deeper"
+    run_main(*denoiser_args(two_pairs, vae_run, out, 2, "--batch-size", 4, "--denoiser-layers", 6))
+    trained = load_checkpoint(out / "checkpoint.safetensors")
+    vae = load_checkpoint(vae_run / "checkpoint.safetensors")
+    assert (trained.config.denoiser.layers, vae.config.denoiser.layers) == (6, 4)
+    assert len(trained.model.denoiser.layers) == len(vae.model.denoiser.layers) + 2
+    kept = trained.model.vae.state_dict()
+    assert all(torch.equal(value, kept[key]) for key, value in vae.model.vae.state_dict().items())
+    # The depth is part of the run's identity: resuming with another refuses.
+    with pytest.raises(SystemExit, match="denoiser_layers"):
+        run_main(*denoiser_args(two_pairs, vae_run, out, 4, "--batch-size", 4, "--denoiser-layers", 5))
+    with pytest.raises(SystemExit, match="--denoiser-layers"):
+        run_main(*denoiser_args(two_pairs, vae_run, tmp_path / "none", 2, "--denoiser-layers", 0))
+
+
 def test_sample_stds_follow_the_law_of_total_variance():
     mean = torch.zeros(4, 3, 2)
     mean[:2, 0], mean[2:, 0] = 1.0, -1.0  # group a: means +-1 (variance 1), posterior variance 1
@@ -330,7 +347,7 @@ def test_one_options_dataclass_makes_the_command_line_and_the_run_identity():
                           "--lr", "1e-3", "--max-frames", "120", "--steps", "5", "--threads", "2"], "p", "d")
     added_later = {"w_joint": None, "latent_tokens": None, "recon_loss": None, "w_distance_map": None,
                    "w_hand_contact": None, "hand_contact_points": None, "w_joint_metres": None, "w_kl": None, "prediction": None,
-                   "average_decay": 0.0}
+                   "denoiser_layers": None, "average_decay": 0.0}
     assert same.identity() == {**recorded, **added_later} and same.identity_changes(recorded) == {}
     older = {key: value for key, value in recorded.items() if key != "latent_scales"}
     assert same.identity_changes(older) == {}  # an option the record predates counts at its default

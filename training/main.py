@@ -121,7 +121,7 @@ def stage_options(options: TrainOptions) -> StageOptions:
         hand_contact_points=options.hand_contact_points,
         w_joint_metres=options.w_joint_metres, w_kl=options.w_kl,
         latent_tokens=options.latent_tokens, latent_scales=options.latent_scales, prediction=options.prediction,
-        temperature=options.temperature, guidance=options.guidance,
+        denoiser_layers=options.denoiser_layers, temperature=options.temperature, guidance=options.guidance,
     )
 
 

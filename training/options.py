@@ -111,6 +111,9 @@ class TrainOptions:
         "release", help="denoiser stage: release = fixed (1, 1, 1/5), z_g x 5 as released; std = each group's "
                         "posterior-sample std over the training set",
         choices=LATENT_SCALE_CHOICES, identity=True)
+    denoiser_layers: int | None = option(
+        help="denoiser stage: the denoiser's Transformer layers instead of the VAE checkpoint's config (the "
+             "preset's: tiny 4, small 6, paper 9)", identity=True)
     temperature: float | None = option(
         help="denoiser stage: the sampling temperature (scale of the starting noise, 0 to 2) the checkpoint records "
              "as the model's default (default: the VAE checkpoint's config, 1 as the release samples)")

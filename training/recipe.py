@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from training import main as training_main
+from training.options import IDENTITY_FIELDS, PATH_FIELDS
 from training.trainer import METRICS_FILE
 
 # The CPU presets the recipe trains: the same stages and options for both.
@@ -135,6 +136,17 @@ class RecipeRun:
         if stage.starts_from:
             options["--vae"] = str(self.checkpoint(stage.starts_from))
         return [stage.stage, *(item for pair in options.items() for item in pair)]
+
+    def trained_options(self) -> dict[str, dict]:
+        """Each stage's run-identity options as its run.json records them (an option added since
+        at its default), without the machine's paths and the seed: what its models were trained
+        with, even if the recipe has changed since."""
+        options = {}
+        for stage in RECIPE:
+            recorded = json.loads((self.out / stage.name / training_main.RUN_FILE).read_text())
+            options[stage.name] = {item.name: recorded.get(item.name, item.default) for item in IDENTITY_FIELDS
+                                   if item.name not in PATH_FIELDS | {"seed"}}
+        return options
 
     def finished(self, stage: Stage) -> bool:
         """Has the stage reached its steps (its last evaluation is at the final step)?"""

@@ -56,6 +56,7 @@ class StageOptions:
     latent_tokens: int | None = None  # tokens per latent group instead of the preset's
     latent_scales: str = "release"  # denoiser stage: "release" (fixed 1, 1, 1/5) or "std" (estimated)
     prediction: str | None = None  # denoiser stage: the denoiser's target instead of the VAE config's
+    denoiser_layers: int | None = None  # denoiser stage: the denoiser's layers instead of the VAE config's
     temperature: float | None = None  # denoiser stage: the sampling default instead of the VAE config's
     guidance: float | None = None  # denoiser stage: the guidance default instead of the VAE config's
 
@@ -64,7 +65,8 @@ class StageOptions:
             raise ValueError(f"--dataset must be one of {DATASETS}, got {self.dataset!r}")
         counts = {"--batch-size": self.batch_size, "--eval-samples": self.eval_samples,
                   "--latent-views": self.latent_views, "--synthetic-samples": self.synthetic_samples,
-                  "--latent-tokens": 1 if self.latent_tokens is None else self.latent_tokens}
+                  "--latent-tokens": 1 if self.latent_tokens is None else self.latent_tokens,
+                  "--denoiser-layers": 1 if self.denoiser_layers is None else self.denoiser_layers}
         bad = {flag: value for flag, value in counts.items() if value < 1}
         if bad:
             raise ValueError(f"these options must be >= 1: {bad}")

@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from dhvae_sdk.atomic_file import atomic_output
 from dhvae_sdk.checkpoint import load_checkpoint, save_checkpoint
 from dhvae_sdk.manifest import file_sha256
-from dhvae_sdk.models import DHVAEModel, LatentPosterior, empty_text_tokens, scale_latents, split_groups, tokenize
+from dhvae_sdk.models import Denoiser, DHVAEModel, LatentPosterior, empty_text_tokens, scale_latents, split_groups, tokenize
 from dhvae_sdk.runtime.base import scheduler_of
 from training.data import make_loader
 from training.runtime import ProcessContext, barrier
@@ -178,7 +178,7 @@ class DenoiserStage:
             )
         self.model, self.options, self.context = checkpoint.model, options, context
         self._use_denoiser_options(prediction=options.prediction, temperature=options.temperature,
-                                   guidance=options.guidance)
+                                   guidance=options.guidance, layers=options.denoiser_layers)
         self._use_clip_weights(json.loads(checkpoint.metadata["config"])["text"]["clip_weights"])
         self.feature_mean, self.feature_std = checkpoint.feature_mean.cpu(), checkpoint.feature_std.cpu()
         self.model.vae.requires_grad_(False)
@@ -210,13 +210,21 @@ class DenoiserStage:
 
     def _use_denoiser_options(self, **given) -> None:
         """--prediction (the target: it decides the loss and the sampler, not a weight),
-        --temperature and --guidance (sampling defaults) replace the VAE checkpoint's in the config
-        the checkpoint will hold."""
+        --temperature and --guidance (sampling defaults) and --denoiser-layers replace the VAE
+        checkpoint's in the config the checkpoint will hold. The VAE stage never trains the
+        denoiser, so another depth is simply a freshly initialized one."""
+        config = self.model.config
         changes = {name: value for name, value in given.items() if value is not None}
-        if changes:
-            denoiser = replace(self.model.config.denoiser, **changes)
-            self.model.config = replace(self.model.config, denoiser=denoiser)
+        if not changes:
+            return
+        denoiser = replace(config.denoiser, **changes)
+        self.model.config = replace(config, denoiser=denoiser)
+        if denoiser.layers == config.denoiser.layers:
             self.model.denoiser.config = denoiser
+        else:
+            device = next(self.model.denoiser.parameters()).device
+            self.model.denoiser = Denoiser(denoiser, config.vae.width, config.vae.latent_tokens,
+                                           config.text.width).to(device)
 
     def _use_clip_weights(self, recorded: str | None) -> None:
         """--clip-weights loads a CLIP tower over the one in the VAE checkpoint (which holds
