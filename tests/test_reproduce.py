@@ -1,15 +1,18 @@
 """``benchmarks/reproduce.py``: the ablation's models per seed, and their mean over seeds."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from benchmarks import reproduce
 from benchmarks.quality_report import json_ready
 from dhvae_sdk.checkpoint import load_checkpoint
+from training import main as training_main
 from training.data.synthetic import generate_dataset
-from training.recipe import SAMPLING_GUIDANCE, SAMPLING_TEMPERATURE
+from training.recipe import RECIPE, SAMPLING_GUIDANCE, SAMPLING_TEMPERATURE, RecipeRun
 
 ONE_STEP = ["--vae-steps", "1", "--contact-steps", "1", "--denoiser-steps", "1", "--max-frames", "40"]
 QUICK = ["--replications", "2", "--batch-size", "4", "--sampling-steps", "2", "--mmodality-texts", "2",
@@ -138,3 +141,31 @@ def test_report_without_finished_models_names_the_train_command(tmp_path, capsys
         reproduce.main(["report", "--out", str(tmp_path / "runs"), "--data-root", str(tmp_path / "data"),
                         "--results", str(tmp_path / "measured")])
     assert "no finished model under" in capsys.readouterr().err
+
+
+CARRIED_RUNS = sorted((Path(reproduce.__file__).parent / "results" / "carried").iterdir())
+
+
+def test_runs_are_carried():
+    assert "no_triplet_seed0" in [path.name for path in CARRIED_RUNS]  # the embedded demo's
+
+
+@pytest.mark.parametrize("carried", CARRIED_RUNS, ids=lambda path: path.name)
+def test_a_carried_run_resumes_after_its_finished_stages(carried, tmp_path):
+    """benchmarks/results/carried/MODEL_seedN is the reproduction's run of that model and seed up
+    to a stage boundary: copied into an --out it must count as finished up to there, with the
+    recipe's options and that model's, and its last finished stage's model must load."""
+    model, seed = carried.name.rsplit("_seed", 1)
+    run = RecipeRun(out=carried, data_root=tmp_path, seed=int(seed), vae_overrides=reproduce.ABLATION[model][1])
+    finished = [run.finished(stage) for stage in RECIPE]
+    assert finished[0] and not finished[-1] and finished == sorted(finished, reverse=True), finished
+    done = RECIPE[:finished.count(True)]
+    for stage in done:
+        options = training_main.parse(run.argv(stage))
+        changed = options.identity_changes(json.loads((carried / stage.name / training_main.RUN_FILE).read_text()))
+        assert set(changed) <= {"data_root", "vae"}, changed  # only the machine's paths differ
+    checkpoint = load_checkpoint(run.checkpoint(done[-1].name))
+    expected = training_main.parse(run.argv(done[-1]))
+    assert (checkpoint.stage, checkpoint.config.preset, checkpoint.config.loss.w_tri) == ("vae", "tiny", expected.w_tri)
+    assert checkpoint.config.loss.w_hand_contact == (1.0 if done[-1].name == "contact" else 0.0)
+    assert all(torch.isfinite(value).all() for value in checkpoint.model.vae.state_dict().values())
