@@ -20,7 +20,7 @@ from torch.export import Dim
 from dhvae_sdk.graph_contract import (
     COEFFICIENT_COLUMNS, DECODER, ENCODER, MODULATION, SAMPLER_STEP, TEXT_ENCODER, GraphContract,
 )
-from dhvae_sdk.models import GROUPS, Denoiser, DHVAEConfig, DHVAEModel
+from dhvae_sdk.models import GROUPS, DHVAEConfig, DHVAEModel, build_denoiser
 from export.wrappers import DecoderGraph, EncoderGraph, ModulationGraph, SamplerStepGraph, TextEncoderGraph
 
 MAX_BATCH = 32
@@ -102,7 +102,7 @@ def _modulation_rows(config: DHVAEConfig) -> int:
     """Counted by a denoiser of this config built on the meta device (no memory, no weights), so
     that the layer count of the skip variant is the model's own, not a copy of its rule."""
     with torch.device("meta"):
-        denoiser = Denoiser(config.denoiser, config.vae.width, config.vae.latent_tokens, config.text.width)
+        denoiser = build_denoiser(config)
     return denoiser.modulation_rows
 
 

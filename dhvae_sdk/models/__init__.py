@@ -9,7 +9,7 @@ tokenizer's ``token_ids`` need no torch, so the ONNX runtime uses them without l
 import importlib
 
 _MODULES = {
-    "build": ("VAE_BUILDERS", "build_model", "build_vae", "count_parameters"),
+    "build": ("VAE_BUILDERS", "build_denoiser", "build_model", "build_vae", "count_parameters"),
     "bundle": ("DHVAEModel",),
     "config": ("DATASETS", "GROUPS", "PRESETS", "DenoiserConfig", "DHVAEConfig", "LossConfig", "TextEncoderConfig",
                "VAEConfig", "get_preset"),

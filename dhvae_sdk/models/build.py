@@ -18,6 +18,11 @@ def build_vae(config: VAEConfig) -> MotionVAE:
     return VAE_BUILDERS[config.kind](config)
 
 
+def build_denoiser(config: DHVAEConfig) -> Denoiser:
+    """The denoiser of ``config.denoiser``, sized to the latent and the text features of ``config``."""
+    return Denoiser(config.denoiser, config.vae.width, config.vae.latent_tokens, config.text.width)
+
+
 def build_model(config: DHVAEConfig | str) -> DHVAEModel:
     """The model bundle of a config or of a preset name ("paper", "small", "tiny")."""
     if isinstance(config, str):
@@ -25,7 +30,7 @@ def build_model(config: DHVAEConfig | str) -> DHVAEModel:
     return DHVAEModel(
         config,
         vae=build_vae(config.vae),
-        denoiser=Denoiser(config.denoiser, config.vae.width, config.vae.latent_tokens, config.text.width),
+        denoiser=build_denoiser(config),
         text=TextEncoder(config.text),
     )
 

@@ -30,7 +30,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from dhvae_sdk.atomic_file import atomic_output
 from dhvae_sdk.checkpoint import load_checkpoint, save_checkpoint
 from dhvae_sdk.manifest import file_sha256
-from dhvae_sdk.models import Denoiser, DHVAEModel, LatentPosterior, empty_text_tokens, scale_latents, split_groups, tokenize
+from dhvae_sdk.models import (
+    DHVAEModel, LatentPosterior, build_denoiser, empty_text_tokens, scale_latents, split_groups, tokenize,
+)
 from dhvae_sdk.runtime.base import scheduler_of
 from training.data import make_loader
 from training.runtime import ProcessContext, barrier
@@ -213,18 +215,16 @@ class DenoiserStage:
         --temperature and --guidance (sampling defaults) and --denoiser-layers replace the VAE
         checkpoint's in the config the checkpoint will hold. The VAE stage never trains the
         denoiser, so another depth is simply a freshly initialized one."""
-        config = self.model.config
         changes = {name: value for name, value in given.items() if value is not None}
         if not changes:
             return
-        denoiser = replace(config.denoiser, **changes)
-        self.model.config = replace(config, denoiser=denoiser)
-        if denoiser.layers == config.denoiser.layers:
-            self.model.denoiser.config = denoiser
+        old_layers = self.model.config.denoiser.layers
+        self.model.config = replace(self.model.config, denoiser=replace(self.model.config.denoiser, **changes))
+        if self.model.config.denoiser.layers == old_layers:
+            self.model.denoiser.config = self.model.config.denoiser
         else:
             device = next(self.model.denoiser.parameters()).device
-            self.model.denoiser = Denoiser(denoiser, config.vae.width, config.vae.latent_tokens,
-                                           config.text.width).to(device)
+            self.model.denoiser = build_denoiser(self.model.config).to(device)
 
     def _use_clip_weights(self, recorded: str | None) -> None:
         """--clip-weights loads a CLIP tower over the one in the VAE checkpoint (which holds
