@@ -39,6 +39,9 @@ ABLATION = {
     "flat": ("Flat VAE", {"--vae-kind": "flat", "--w-tri": "1e-4"}),
     "no_triplet": ("DHVAE w/o triplet", {"--w-tri": "0"}),
 }
+# The run options that make the ablation's models differ by design: only these may differ between models.
+DEFINING_OPTIONS = {flag.removeprefix("--").replace("-", "_")
+                    for _, overrides in ABLATION.values() for flag in overrides}
 GEOMETRY = ("geometry", "Geometry pass ↑")
 SEED_NOTE = ("A model's cell: the mean over its training seeds of each seed's mean over the replications, +- the 95% "
              "interval across seeds (the ground truth's: across replications). Geometry pass: the share of generated "
@@ -147,15 +150,33 @@ def read_measurement(path: Path) -> dict:
                                                                           "ground_truth")}}
 
 
-def require_comparable(measurements: dict[Path, dict]) -> None:
-    (first_path, first), *others = measurements.items()
-    for path, other in others:
-        differing = sorted(key for key in first["comparable"].keys() | other["comparable"].keys()
-                           if first["comparable"].get(key) != other["comparable"].get(key))
-        if differing:
-            raise SystemExit(f"error: {path} and {first_path} were measured differently ({', '.join(differing)}), "
-                             f"so their mean would mean nothing; remeasure one (--remeasure, with its trained "
-                             f"model) or move it out of {path.parent}")
+def recipe_options(comparable: dict, defining: bool) -> dict:
+    """Each stage's options that define the ablation's model (defining) or that all its models share."""
+    return {stage: {name: value for name, value in options.items() if (name in DEFINING_OPTIONS) == defining}
+            for stage, options in comparable["recipe_options"].items()}
+
+
+def shared_settings(comparable: dict) -> dict:
+    """What must match between the ablation's models: the settings without their defining options."""
+    return {**comparable, "recipe_options": recipe_options(comparable, defining=False)}
+
+
+def require_comparable(paths: dict[tuple[str, int], Path], measurements: dict[tuple[str, int], dict]) -> None:
+    """Every measurement like the first: in all settings the first of its model, in all but the
+    defining options the first of all."""
+    (first_key, first), *others = measurements.items()
+    first_of_model = {}
+    for key in measurements:
+        first_of_model.setdefault(key[0], key)
+    for key, other in others:
+        for reference, view in ((first_of_model[key[0]], dict), (first_key, shared_settings)):
+            expected, got = view(measurements[reference]["comparable"]), view(other["comparable"])
+            differing = sorted(name for name in expected.keys() | got.keys()
+                               if expected.get(name) != got.get(name))
+            if differing:
+                raise SystemExit(f"error: {paths[key]} and {paths[reference]} were measured differently "
+                                 f"({', '.join(differing)}), so their mean would mean nothing; remeasure one "
+                                 f"(--remeasure, with its trained model) or move it out of {paths[key].parent}")
 
 
 def report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
@@ -174,21 +195,23 @@ def report(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict:
     if missing:
         print("neither measured nor finished, left out: " + ", ".join(f"{model} seed {seed}" for model, seed in missing),
               flush=True)
-    measurements = {path: read_measurement(path) for path in measured.values()}
-    require_comparable(measurements)
+    measurements = {key: read_measurement(path) for key, path in measured.items()}
+    require_comparable(measured, measurements)
     first = next(iter(measurements.values()))
     rows = {GROUND_TRUTH: {"summary": first["ground_truth"]}}
     for model in args.models:
-        seeds = {key[1]: measurements[path] for key, path in measured.items() if key[0] == model}
+        seeds = {seed: measurement for (of_model, seed), measurement in measurements.items() if of_model == model}
         if seeds:
             summary = summarize([measurement["metrics"] for measurement in seeds.values()])
             rows[f"{ABLATION[model][0]} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})"] = {
+                "recipe_options": recipe_options(next(iter(seeds.values()))["comparable"], defining=True),
                 "seeds": {seed: {key: measurement[key] for key in ("metrics", "geometry_per_type", "measured")}
                           for seed, measurement in seeds.items()},
                 "summary": summary}
     table = markdown_table({label: row["summary"] for label, row in rows.items()},
                            first["comparable"]["deviations"], columns=(*COLUMNS, GEOMETRY)) + f"\n{SEED_NOTE}\n"
-    result = {"benchmark": "reproduction", "settings": {**first["comparable"], "training_seeds": args.seeds},
+    settings = {**shared_settings(first["comparable"]), "training_seeds": args.seeds}
+    result = {"benchmark": "reproduction", "settings": settings,
               "rows": rows, "missing": [f"{model} seed {seed}" for model, seed in missing]}
     write_text(args.json.with_suffix(".md"), table)
     write_json(args.json, result)

@@ -86,8 +86,11 @@ def test_report_averages_each_model_over_its_finished_seeds(trained, reported):
     assert saved["settings"]["training_seeds"] == [0, 1] and saved["settings"]["recipe_steps"]["denoiser"] == 1
     assert saved["settings"]["recipe_preset"] == "tiny"
     # What each stage trained with, as its run.json says, without the machine's paths or the seed.
+    # The options the ablation's models differ in are the model's row's, the rest shared.
     trained_with = saved["settings"]["recipe_options"]
-    assert (trained_with["vae"]["w_tri"], trained_with["contact"]["w_hand_contact"]) == (0.0, 1.0)
+    own = saved["rows"]["DHVAE w/o triplet (2 seeds)"]["recipe_options"]
+    assert own["vae"] == own["contact"] == {"vae_kind": None, "w_tri": 0.0}
+    assert trained_with["contact"]["w_hand_contact"] == 1.0 and "w_tri" not in trained_with["contact"]
     assert (trained_with["denoiser"]["latent_scales"], trained_with["denoiser"]["denoiser_layers"]) == ("std", None)
     assert not {"data_root", "vae", "seed"} & {name for options in trained_with.values() for name in options}
     # Both benchmarks sample at the recipe's temperature and guidance, departures from the protocol.
@@ -126,6 +129,40 @@ def test_measurements_taken_differently_are_not_averaged(trained, reported, tmp_
         (later / "measured" / name).write_text(json.dumps(measurement))
     with pytest.raises(SystemExit, match=f"measured differently \\({key}\\)"):
         reproduce.main(report_argv(later, "no_triplet"))
+
+
+def flat_measured_like(later, changes: dict, seeds=(0, 1)):
+    """The no_triplet measurements again as the flat VAE's, its VAE stages trained with its options (and changes)."""
+    for seed in (0, 1):
+        measurement = json.loads((later / "measured" / f"no_triplet_seed{seed}.json").read_text())
+        measurement["model"] = "flat"
+        for stage in ("vae", "contact"):
+            options = measurement["comparable"]["recipe_options"][stage]
+            options.update({"vae_kind": "flat", "w_tri": 1e-4, **(changes if seed in seeds else {})})
+        (later / "measured" / f"flat_seed{seed}.json").write_text(json.dumps(measurement))
+
+
+def test_models_are_reported_side_by_side_though_trained_with_their_own_options(trained, reported, tmp_path):
+    later = later_session(trained, tmp_path)
+    flat_measured_like(later, {})
+    both = reproduce.main(report_argv(later, "no_triplet", "flat"))
+    assert both["rows"]["Flat VAE (2 seeds)"]["recipe_options"]["contact"] == {"vae_kind": "flat", "w_tri": 1e-4}
+    assert both["rows"]["DHVAE w/o triplet (2 seeds)"]["recipe_options"]["contact"] == {"vae_kind": None, "w_tri": 0.0}
+    shared = both["settings"]["recipe_options"]["vae"]
+    assert shared["lr"] == 1e-3 and not {"vae_kind", "w_tri"} & set(shared)
+
+
+@pytest.mark.parametrize("changes, seeds, refused, against", [
+    ({"lr": 0.01}, (0, 1), "flat_seed0", "no_triplet_seed0"),  # not an option the ablation's models differ in
+    ({"w_tri": 0.0}, (1,), "flat_seed1", "flat_seed0"),  # one model's seeds trained differently
+])
+def test_models_differing_beyond_their_own_options_are_not_reported(trained, reported, tmp_path, changes, seeds,
+                                                                     refused, against):
+    later = later_session(trained, tmp_path)
+    flat_measured_like(later, changes, seeds)
+    with pytest.raises(SystemExit, match=f"{refused}.json and .*{against}.json were measured differently "
+                                         f"\\(recipe_options\\)"):
+        reproduce.main(report_argv(later, "no_triplet", "flat"))
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"metrics": {}}'])
