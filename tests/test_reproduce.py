@@ -180,29 +180,42 @@ def test_report_without_finished_models_names_the_train_command(tmp_path, capsys
     assert "no finished model under" in capsys.readouterr().err
 
 
-CARRIED_RUNS = sorted((Path(reproduce.__file__).parent / "results" / "carried").iterdir())
+RESULTS = Path(reproduce.__file__).parent / "results"
+CARRIED_RUNS = sorted((RESULTS / "carried").iterdir())
+# The small preset's recipe run (python -m training.demo --preset small --processes 2), carried the same way.
+CARRIED_SMALL = RESULTS / "carried_small"
 
 
 def test_runs_are_carried():
     assert "no_triplet_seed0" in [path.name for path in CARRIED_RUNS]  # the embedded demo's
 
 
-@pytest.mark.parametrize("carried", CARRIED_RUNS, ids=lambda path: path.name)
-def test_a_carried_run_resumes_after_its_finished_stages(carried, tmp_path):
-    """benchmarks/results/carried/MODEL_seedN is the reproduction's run of that model and seed up
-    to a stage boundary: copied into an --out it must count as finished up to there, with the
-    recipe's options and that model's, and its last finished stage's model must load."""
-    model, seed = carried.name.rsplit("_seed", 1)
-    run = RecipeRun(out=carried, data_root=tmp_path, seed=int(seed), vae_overrides=reproduce.ABLATION[model][1])
+def assert_resumes_after_its_finished_stages(run: RecipeRun):
+    """A run carried up to a stage boundary: copied into an --out it must count as finished up to
+    there, with the options the recipe gives that run, and its last finished stage's model must load."""
     finished = [run.finished(stage) for stage in RECIPE]
     assert finished[0] and not finished[-1] and finished == sorted(finished, reverse=True), finished
     done = RECIPE[:finished.count(True)]
     for stage in done:
         options = training_main.parse(run.argv(stage))
-        changed = options.identity_changes(json.loads((carried / stage.name / training_main.RUN_FILE).read_text()))
+        changed = options.identity_changes(json.loads((run.out / stage.name / training_main.RUN_FILE).read_text()))
         assert set(changed) <= {"data_root", "vae"}, changed  # only the machine's paths differ
     checkpoint = load_checkpoint(run.checkpoint(done[-1].name))
     expected = training_main.parse(run.argv(done[-1]))
-    assert (checkpoint.stage, checkpoint.config.preset, checkpoint.config.loss.w_tri) == ("vae", "tiny", expected.w_tri)
+    assert (checkpoint.stage, checkpoint.config.preset) == ("vae", run.preset)
+    assert checkpoint.config.loss.w_tri == expected.w_tri
     assert checkpoint.config.loss.w_hand_contact == (1.0 if done[-1].name == "contact" else 0.0)
     assert all(torch.isfinite(value).all() for value in checkpoint.model.vae.state_dict().values())
+
+
+@pytest.mark.parametrize("carried", CARRIED_RUNS, ids=lambda path: path.name)
+def test_a_carried_run_resumes_after_its_finished_stages(carried, tmp_path):
+    """benchmarks/results/carried/MODEL_seedN is the reproduction's run of that model and seed."""
+    model, seed = carried.name.rsplit("_seed", 1)
+    assert_resumes_after_its_finished_stages(
+        RecipeRun(out=carried, data_root=tmp_path, seed=int(seed), vae_overrides=reproduce.ABLATION[model][1]))
+
+
+def test_the_small_recipe_run_resumes_after_its_finished_stages(tmp_path):
+    assert_resumes_after_its_finished_stages(
+        RecipeRun(out=CARRIED_SMALL, data_root=tmp_path, preset="small", processes=2))
