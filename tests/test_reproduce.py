@@ -220,6 +220,7 @@ def test_a_carried_run_resumes_after_its_finished_stages(carried, tmp_path):
         RecipeRun(out=carried, data_root=tmp_path, seed=int(seed), vae_overrides=reproduce.ABLATION[model][1]))
 
 
-def test_the_small_recipe_run_resumes_after_its_finished_stages(tmp_path):
-    assert_resumes_after_its_finished_stages(
-        RecipeRun(out=CARRIED_SMALL, data_root=tmp_path, preset="small", processes=2))
+def test_the_small_recipe_run_is_carried_finished(tmp_path):
+    run = RecipeRun(out=CARRIED_SMALL, data_root=tmp_path, preset="small", processes=2)
+    assert run.finished(RECIPE[-1])  # every stage: the folder holds the finished small model
+    assert_resumes_after_its_finished_stages(run)
