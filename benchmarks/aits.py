@@ -183,7 +183,7 @@ def open_backend(name: str, checkpoint: Path, model_dir: Path, threads: int | No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.aits", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="the random model's (default: paper)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--random-init", action="store_true", help="time a randomly initialized model")
     source.add_argument("--checkpoint", type=Path, help="time this checkpoint")
@@ -200,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
                              "default: a temporary folder, removed at the end")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
+    if args.checkpoint and args.preset:
+        parser.error("--preset applies to --random-init; a checkpoint's model is the one its config describes")
+    args.preset = args.preset or "paper"
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
         return run(args, args.workdir)
@@ -215,7 +218,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
     names = BACKENDS if args.backend == "all" else (args.backend,)
     precisions = {"onnxruntime": args.onnx_precision, "tensorrt": "fp32"}
     model_dirs = {name: workdir / f"{checkpoint.stem}-onnx-{precision}" for name, precision in precisions.items()}
-    model = build_model(get_preset(args.preset) if args.random_init else _config_of(checkpoint))
+    config = get_preset(args.preset) if args.random_init else _config_of(checkpoint)
+    model = build_model(config)
     torch.set_num_threads(args.threads or os.cpu_count())  # floors: the cores the backends may use
     bandwidth, throughput = read_bandwidth(), matmul_throughput()
     results, skipped = {}, {}
@@ -251,7 +255,8 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
         "read_bandwidth_gb_s": bandwidth / 1e9,
         "matmul_gflop_s": throughput / 1e9,
         "text_gflop": text_flops(model) / 1e9,
-        "setup": {"preset": args.preset, "steps": args.steps, "frames": args.frames, "batch": 1,
+        "setup": {"preset": config.preset, "checkpoint": None if args.random_init else str(checkpoint),
+                  "steps": args.steps, "frames": args.frames, "batch": 1,
                   "threads": args.threads or "default", "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                   "machine": platform.processor() or platform.machine(), "load_average": os.getloadavg()},
     }
@@ -269,7 +274,8 @@ def _config_of(checkpoint: Path):
 
 def _print_table(report: dict) -> None:
     setup, params = report["setup"], report["params"]
-    print(f"AITS, preset {setup['preset']}: {setup['steps']} DDIM steps, {setup['frames']} frames, batch 1, "
+    model = f"checkpoint {setup['checkpoint']}" if setup["checkpoint"] else "random weights"
+    print(f"AITS, preset {setup['preset']} ({model}): {setup['steps']} DDIM steps, {setup['frames']} frames, batch 1, "
           f"{setup['cpus']} CPUs (torch on {setup['torch_threads']}, load average {setup['load_average'][0]:.2f}); "
           f"parameters {params['total'] / 1e6:.1f}M (denoiser {params['denoiser'] / 1e6:.1f}M, "
           f"text encoder {params['text'] / 1e6:.1f}M)")

@@ -23,7 +23,11 @@ def test_aits_times_each_backend_and_states_its_memory_floor(micro_checkpoint, t
     assert aits.main(["--checkpoint", str(micro_checkpoint), "--backend", "all", "--steps", "3", "--frames", "30",
                       "--repeats", "1", "--threads", "1", "--workdir", str(tmp_path), "--json", str(out)]) == 0
     report = json.loads(out.read_text())
-    model = load_checkpoint(micro_checkpoint).model
+    loaded = load_checkpoint(micro_checkpoint)
+    model = loaded.model
+    # The timed model is the checkpoint's, named by its own preset, not --preset's default.
+    assert report["setup"]["checkpoint"] == str(micro_checkpoint)
+    assert report["setup"]["preset"] == loaded.config.preset
     assert report["params"] == count_parameters(model)
     torch_row, onnx_row = report["backends"]["torch"], report["backends"]["onnxruntime"]
     bandwidth, throughput = report["read_bandwidth_gb_s"] * 1e9, report["matmul_gflop_s"] * 1e9
@@ -50,6 +54,13 @@ def test_aits_times_each_backend_and_states_its_memory_floor(micro_checkpoint, t
         assert not (tmp_path / f"{micro_checkpoint.stem}-onnx-fp32").exists()  # no export for a backend that cannot run
     table = capsys.readouterr().out
     assert "memory floor" in table and "onnxruntime" in table
+    assert f"(checkpoint {micro_checkpoint})" in table.splitlines()[0]
+
+
+def test_a_preset_given_with_a_checkpoint_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        aits.main(["--preset", "tiny", "--checkpoint", str(tmp_path / "model.safetensors")])
+    assert "--preset applies to --random-init" in capsys.readouterr().err
 
 
 def test_the_temporary_folder_is_removed_even_when_the_run_fails(tmp_path, monkeypatch):
@@ -84,7 +95,7 @@ def test_random_init_gives_every_weight_of_the_preset_a_random_value(tmp_path):
 def test_the_table_without_a_torch_run_shows_a_dash_for_the_speedup(capsys):
     row = dict(aits_s=0.2, loop_s=0.15, decode_s=0.05, per_step_ms=3.0, step_weight_bytes=7e6, floor_s=0.02,
                loop_vs_floor=7.5, text_encoder_s=0.15, text_floor_s=0.16, text_vs_floor=0.94, device="ORT")
-    report = dict(setup=dict(preset="paper", steps=50, frames=210, cpus=2, torch_threads=1, load_average=[0.5]),
+    report = dict(setup=dict(preset="paper", checkpoint=None, steps=50, frames=210, cpus=2, torch_threads=1, load_average=[0.5]),
                   params=dict(total=1e8, denoiser=2e7, text=1e8), read_bandwidth_gb_s=19.0, text_gflop=15.0,
                   matmul_gflop_s=90.0, backends={"onnxruntime": row}, skipped={})
     aits._print_table(report)
