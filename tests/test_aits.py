@@ -95,7 +95,8 @@ def test_random_init_gives_every_weight_of_the_preset_a_random_value(tmp_path):
 def test_the_table_without_a_torch_run_shows_a_dash_for_the_speedup(capsys):
     row = dict(aits_s=0.2, loop_s=0.15, decode_s=0.05, per_step_ms=3.0, step_weight_bytes=7e6, floor_s=0.02,
                loop_vs_floor=7.5, text_encoder_s=0.15, text_floor_s=0.16, text_vs_floor=0.94, device="ORT")
-    report = dict(setup=dict(preset="paper", checkpoint=None, steps=50, frames=210, cpus=2, torch_threads=1, load_average=[0.5]),
+    report = dict(setup=dict(preset="paper", checkpoint=None, steps=50, frames=210, cpus=2, torch_threads=1,
+                             load_average=[0.5]),
                   params=dict(total=1e8, denoiser=2e7, text=1e8), read_bandwidth_gb_s=19.0, text_gflop=15.0,
                   matmul_gflop_s=90.0, backends={"onnxruntime": row}, skipped={})
     aits._print_table(report)
